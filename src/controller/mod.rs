@@ -1,0 +1,200 @@
+//! Controllers for FlinkDeployment and FlinkSessionJob.
+//!
+//! This first cut watches both kinds (readiness waits for every watch to sync) and runs the shared
+//! validation, so that an invalid spec admitted while the webhook was off is reported in
+//! `status.error` and as a Warning `ValidationError` event.
+
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
+
+/// Name this operator reports events and field ownership under.
+pub const MANAGER: &str = "flink-operator";
+
+/// What every reconciliation shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub defaults: FlinkConfiguration,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("cannot publish event: {0}")]
+    PublishEvent(#[source] kube::Error),
+    #[error("object has no namespace")]
+    NoNamespace,
+}
+
+/// Which namespaces to watch: all, or a list.
+#[derive(Clone, Debug)]
+pub enum Namespaces {
+    All,
+    Only(Vec<String>),
+}
+
+impl Namespaces {
+    fn apis<K>(&self, client: &Client) -> Vec<(String, Api<K>)>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self {
+            Namespaces::All => vec![("*".to_string(), Api::all(client.clone()))],
+            Namespaces::Only(list) => list
+                .iter()
+                .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+                .collect(),
+        }
+    }
+}
+
+/// Readiness gate names for the watches of `namespaces`.
+pub fn watch_gates(namespaces: &Namespaces) -> Vec<String> {
+    let scopes = match namespaces {
+        Namespaces::All => vec!["*".to_string()],
+        Namespaces::Only(list) => list.clone(),
+    };
+    let mut gates = vec!["crds".to_string()];
+    for kind in ["flinkdeployments", "flinksessionjobs"] {
+        gates.extend(scopes.iter().map(|ns| format!("watch:{kind}:{ns}")));
+    }
+    gates
+}
+
+/// Runs every controller until `shutdown`; marks each watch's readiness gate once it has synced.
+pub async fn run(
+    client: Client,
+    namespaces: Namespaces,
+    defaults: FlinkConfiguration,
+    metrics: Metrics,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    if !wait_for_crds(&client, &namespaces, &shutdown).await {
+        return;
+    }
+    health.set_ready("crds", true);
+    let reporter = Reporter {
+        controller: MANAGER.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        defaults,
+        metrics,
+    });
+
+    let mut tasks = Vec::new();
+    for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
+        let controller = Controller::new(api, watcher::Config::default());
+        tasks.push(tokio::spawn(mark_synced(
+            controller.store(),
+            health.clone(),
+            format!("watch:flinkdeployments:{ns}"),
+        )));
+        let run = controller
+            .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
+            .run(validate::reconcile_deployment, validate::error_policy, ctx.clone())
+            .for_each(|result| async move { log_result(result) });
+        tasks.push(tokio::spawn(run));
+    }
+    for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
+        let controller = Controller::new(api, watcher::Config::default());
+        tasks.push(tokio::spawn(mark_synced(
+            controller.store(),
+            health.clone(),
+            format!("watch:flinksessionjobs:{ns}"),
+        )));
+        let run = controller
+            .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
+            .run(validate::reconcile_session_job, validate::error_policy, ctx.clone())
+            .for_each(|result| async move { log_result(result) });
+        tasks.push(tokio::spawn(run));
+    }
+    futures::future::join_all(tasks).await;
+}
+
+async fn owned_cancelled(token: CancellationToken) {
+    token.cancelled().await
+}
+
+async fn mark_synced<K>(store: kube::runtime::reflector::Store<K>, health: Health, gate: String)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    if store.wait_until_ready().await.is_ok() {
+        info!(gate, "watch synced");
+        health.set_ready(&gate, true);
+    }
+}
+
+fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        warn!(error = %e, "reconcile failed");
+    }
+}
+
+/// Waits until both CRDs are served; returns false if shutdown came first. The operator stays unready
+/// meanwhile and says what to do.
+async fn wait_for_crds(client: &Client, namespaces: &Namespaces, shutdown: &CancellationToken) -> bool {
+    let mut logged = false;
+    loop {
+        let deployments = first_api::<FlinkDeployment>(client, namespaces);
+        let jobs = first_api::<FlinkSessionJob>(client, namespaces);
+        let probe = ListParams::default().limit(1);
+        match (
+            deployments.list_metadata(&probe).await,
+            jobs.list_metadata(&probe).await,
+        ) {
+            (Ok(_), Ok(_)) => return true,
+            (a, b) => {
+                let why = a.err().or(b.err()).map(|e| e.to_string()).unwrap_or_default();
+                if !logged {
+                    warn!(
+                        error = %why,
+                        "waiting for the CRDs flinkdeployments.flink.apache.org and flinksessionjobs.flink.apache.org \
+                         (install them with: flink-operator crds | kubectl apply -f -)"
+                    );
+                    logged = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+fn first_api<K>(client: &Client, namespaces: &Namespaces) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespaces {
+        Namespaces::Only(list) if !list.is_empty() => Api::namespaced(client.clone(), &list[0]),
+        _ => Api::all(client.clone()),
+    }
+}

@@ -1,0 +1,13 @@
+//! A Kubernetes operator for Apache Flink, compatible with the upstream `flink.apache.org/v1beta1` API.
+
+pub mod certs;
+pub mod config;
+pub mod controller;
+pub mod crd;
+pub mod flink_config;
+pub mod rbac;
+pub mod run;
+pub mod server;
+pub mod telemetry;
+pub mod validation;
+pub mod webhook;

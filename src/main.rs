@@ -1,0 +1,82 @@
+//! `flink-operator`: a Kubernetes operator for Apache Flink.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flink_operator::run::RunOptions;
+use flink_operator::{certs, crd, rbac, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "flink-operator",
+    version,
+    about = "Kubernetes operator for Apache Flink (flink.apache.org/v1beta1)"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the operator (the default).
+    Run(RunOptions),
+    /// Print the FlinkDeployment and FlinkSessionJob CRDs as YAML.
+    Crds,
+    /// Print the ClusterRole with every permission the operator needs, as YAML.
+    Rbac,
+    /// Write a fresh CA (ca.crt) and a serving certificate signed by it (tls.crt, tls.key).
+    Certs {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS name for the certificate (repeatable).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// IP address for the certificate (repeatable).
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        /// Validity of the serving certificate in days (the CA gets twice as long).
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(opts)) => run(opts),
+        Some(Command::Crds) => crd::crds_yaml().map_err(anyhow::Error::from).and_then(print),
+        Some(Command::Rbac) => serde_yaml::to_string(&rbac::cluster_role())
+            .map_err(anyhow::Error::from)
+            .and_then(|yaml| print(format!("---\n{yaml}"))),
+        Some(Command::Certs { out, dns, ip, days }) => certs::generate(&dns, &ip, days)
+            .and_then(|c| c.write_to(&out))
+            .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flink-operator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(text: String) -> anyhow::Result<()> {
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn run(opts: RunOptions) -> anyhow::Result<()> {
+    telemetry::init_logging(opts.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(flink_operator::run::run(opts))
+}

@@ -1,0 +1,240 @@
+//! `flink-operator run`: webhook, controllers and admin server in one runtime, one shutdown signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::OperatorConfig;
+use crate::controller::{self, Namespaces};
+use crate::server::{self, Limits};
+use crate::telemetry::{LogFormat, admin, health::Health, metrics::Metrics};
+use crate::webhook::{self, WebhookState, tls};
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::flink_config::parse_duration(text)
+}
+
+/// Options of `flink-operator run`; each is also read from `FLINK_OPERATOR_<FLAG>`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunOptions {
+    /// Address of the TLS admission webhook.
+    #[arg(long, env = "FLINK_OPERATOR_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    pub webhook_addr: SocketAddr,
+    /// PEM certificate (chain) the webhook serves; reloaded when it changes.
+    #[arg(long, env = "FLINK_OPERATOR_TLS_CERT_FILE", required_unless_present = "no_webhook")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the webhook certificate.
+    #[arg(long, env = "FLINK_OPERATOR_TLS_KEY_FILE", required_unless_present = "no_webhook")]
+    pub tls_key_file: Option<PathBuf>,
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "FLINK_OPERATOR_TLS_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Address of the plain-HTTP admin server (/healthz, /readyz, /metrics).
+    #[arg(long, env = "FLINK_OPERATOR_ADMIN_ADDR", default_value = "0.0.0.0:8085")]
+    pub admin_addr: SocketAddr,
+    /// Serve the webhook and admin server only (no cluster needed).
+    #[arg(long, env = "FLINK_OPERATOR_NO_CONTROLLER")]
+    pub no_controller: bool,
+    /// Do not serve the admission webhook (validation then happens in the controller).
+    #[arg(long, env = "FLINK_OPERATOR_NO_WEBHOOK")]
+    pub no_webhook: bool,
+    /// Namespaces to watch, comma-separated (default: all).
+    #[arg(long, env = "FLINK_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Operator defaults: a YAML map of `kubernetes.operator.*` options and default Flink configuration.
+    #[arg(long, env = "FLINK_OPERATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "FLINK_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Largest admission request body accepted, in bytes.
+    #[arg(long, env = "FLINK_OPERATOR_WEBHOOK_BODY_LIMIT", default_value_t = webhook::DEFAULT_BODY_LIMIT)]
+    pub webhook_body_limit: usize,
+    /// Time limit for one admission request, and for a client to send its headers.
+    #[arg(long, env = "FLINK_OPERATOR_WEBHOOK_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_request_timeout: Duration,
+    /// Time open connections get to finish on shutdown.
+    #[arg(long, env = "FLINK_OPERATOR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Runs the operator until SIGTERM/SIGINT, or until one of its parts fails.
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    // One crypto provider for every TLS user in the process (webhook, Kubernetes client).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match &opts.config {
+        Some(path) => OperatorConfig::load(path)?,
+        None => OperatorConfig::default(),
+    };
+    let defaults = config.flink_defaults();
+    let metrics = Metrics::new().context("cannot create the metrics registry")?;
+    let health = Health::new();
+    let shutdown = CancellationToken::new();
+    let limits = Limits {
+        header_read_timeout: opts.webhook_request_timeout,
+        drain_timeout: opts.shutdown_timeout,
+        ..Limits::default()
+    };
+    let mut parts: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+
+    let admin_listener = TcpListener::bind(opts.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on --admin-addr {}", opts.admin_addr))?;
+    info!(addr = %local(&admin_listener), "admin server listening");
+    parts.spawn(named(
+        "admin",
+        server::serve(
+            "admin",
+            admin_listener,
+            None,
+            admin::router(health.clone(), metrics.clone()),
+            limits.clone(),
+            shutdown.clone(),
+        ),
+    ));
+
+    if !opts.no_webhook {
+        health.register("webhook");
+        let paths = tls::CertPaths {
+            cert: opts
+                .tls_cert_file
+                .clone()
+                .context("--tls-cert-file is required for the webhook")?,
+            key: opts
+                .tls_key_file
+                .clone()
+                .context("--tls-key-file is required for the webhook")?,
+        };
+        let loaded = tls::load(&paths)?;
+        let listener = TcpListener::bind(opts.webhook_addr)
+            .await
+            .with_context(|| format!("cannot listen on --webhook-addr {}", opts.webhook_addr))?;
+        info!(addr = %local(&listener), "webhook listening (TLS)");
+        let state = Arc::new(WebhookState {
+            defaults: defaults.clone(),
+            metrics: metrics.clone(),
+        });
+        let router = webhook::router(state, opts.webhook_body_limit, opts.webhook_request_timeout);
+        let acceptor = tokio_rustls::TlsAcceptor::from(loaded.config);
+        parts.spawn(named(
+            "webhook",
+            server::serve(
+                "webhook",
+                listener,
+                Some(acceptor),
+                router,
+                limits.clone(),
+                shutdown.clone(),
+            ),
+        ));
+        parts.spawn(named(
+            "tls-reload",
+            tls::reload_on_change(
+                loaded.store,
+                paths,
+                loaded.fingerprint,
+                opts.tls_reload_interval,
+                shutdown.clone(),
+            ),
+        ));
+        health.set_ready("webhook", true);
+    }
+
+    if !opts.no_controller {
+        let namespaces = if opts.watch_namespaces.is_empty() {
+            Namespaces::All
+        } else {
+            Namespaces::Only(opts.watch_namespaces.clone())
+        };
+        for gate in controller::watch_gates(&namespaces) {
+            health.register(&gate);
+        }
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot create a Kubernetes client (set KUBECONFIG, run in a pod, or pass --no-controller)")?;
+        parts.spawn(named(
+            "controller",
+            controller::run(
+                client,
+                namespaces,
+                defaults,
+                metrics.clone(),
+                health.clone(),
+                shutdown.clone(),
+            ),
+        ));
+    }
+
+    let signalled = {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let why = wait_for_signal().await;
+            info!(signal = why, "shutting down");
+            health.begin_shutdown();
+            shutdown.cancel();
+            let second = wait_for_signal().await;
+            warn!(signal = second, "second signal; exiting now");
+            std::process::exit(130);
+        })
+    };
+
+    let mut failure = None;
+    while let Some(joined) = parts.join_next().await {
+        let (part, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => ("task", Err(anyhow::anyhow!("panicked: {e}"))),
+        };
+        if shutdown.is_cancelled() {
+            continue;
+        }
+        // A part ended on its own: the process is no longer whole.
+        let why = match outcome {
+            Ok(()) => "stopped unexpectedly".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        error!(part, why, "a part of the operator stopped; shutting down");
+        health.mark_dead(part, &why);
+        health.begin_shutdown();
+        shutdown.cancel();
+        failure = Some(anyhow::anyhow!("{part} stopped: {why}"));
+    }
+    signalled.abort();
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn named<F>(name: &'static str, fut: F) -> (&'static str, anyhow::Result<()>)
+where
+    F: std::future::Future<Output = ()>,
+{
+    fut.await;
+    (name, Ok(()))
+}
+
+fn local(listener: &TcpListener) -> String {
+    listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the process can still be stopped with SIGKILL.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
