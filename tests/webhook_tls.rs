@@ -1,0 +1,471 @@
+//! The webhook over real TLS: the operator binary serving `/validate` and `/mutate`, reached by clients
+//! that trust only the generated CA; malformed and hostile requests; certificate rotation without restart.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use support::{Operator, eventually, example, review, tls_client, write_certs};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Webhook {
+    operator: Operator,
+    client: reqwest::Client,
+    ca: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_webhook(extra: &[&str]) -> Webhook {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    let mut args = vec![
+        "--no-controller",
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut operator = Operator::start(&args, &[], dir.path().join("operator.log"));
+    operator.wait_ready(Duration::from_secs(20)).await;
+    let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    Webhook {
+        client: tls_client(&ca),
+        operator,
+        ca,
+        _dir: dir,
+    }
+}
+
+impl Webhook {
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.operator.webhook_url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+fn response(review: &Value) -> &Value {
+    &review["response"]
+}
+
+#[tokio::test]
+async fn validates_and_mutates_over_tls() {
+    let hook = start_webhook(&[]).await;
+
+    // A valid example is allowed, and the uid is echoed.
+    let (status, body) = hook
+        .post(
+            "/validate",
+            &review("FlinkDeployment", "CREATE", example("basic.yaml"), None),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(response(&body)["allowed"], true, "{body}");
+    assert_eq!(response(&body)["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+
+    // An invalid one is denied with a message naming the field.
+    let (status, body) = hook
+        .post(
+            "/validate",
+            &review(
+                "FlinkDeployment",
+                "CREATE",
+                example("invalid/parallelism-zero.yaml"),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(response(&body)["allowed"], false);
+    let message = response(&body)["status"]["message"].as_str().unwrap();
+    assert!(message.contains("spec.job.parallelism"), "{message}");
+    assert_eq!(response(&body)["status"]["code"], 422);
+
+    // Switching native -> standalone on UPDATE is refused.
+    let old = example("basic.yaml");
+    let mut new = old.clone();
+    new["spec"]["mode"] = json!("standalone");
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review("FlinkDeployment", "UPDATE", new, Some(old.clone())),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], false);
+    assert!(
+        response(&body)["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.mode"),
+        "{body}"
+    );
+
+    // A metadata-only update of an invalid stored object (e.g. removing a finalizer) goes through.
+    let invalid = example("invalid/parallelism-zero.yaml");
+    let mut relabelled = invalid.clone();
+    relabelled["metadata"]["labels"] = json!({"a": "b"});
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review("FlinkDeployment", "UPDATE", relabelled, Some(invalid)),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], true, "{body}");
+
+    // A field of the wrong type is named in the denial.
+    let mut wrong_type = example("basic.yaml");
+    wrong_type["spec"]["job"]["parallelism"] = json!("two");
+    let (_, body) = hook
+        .post("/validate", &review("FlinkDeployment", "CREATE", wrong_type, None))
+        .await;
+    assert_eq!(response(&body)["allowed"], false);
+    assert!(
+        response(&body)["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.job.parallelism"),
+        "{body}"
+    );
+
+    // Session jobs.
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review(
+                "FlinkSessionJob",
+                "CREATE",
+                example("basic-session-job-only.yaml"),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], true, "{body}");
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review(
+                "FlinkSessionJob",
+                "CREATE",
+                example("invalid/session-job-last-state.yaml"),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], false);
+
+    // Mutation returns a JSON patch with the defaults.
+    let (status, body) = hook
+        .post(
+            "/mutate",
+            &review("FlinkDeployment", "CREATE", example("basic.yaml"), None),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(response(&body)["allowed"], true);
+    assert_eq!(response(&body)["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response(&body)["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    assert!(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["path"] == "/spec/mode" && op["value"] == "native"),
+        "{patch}"
+    );
+    let (_, body) = hook
+        .post(
+            "/mutate",
+            &review(
+                "FlinkSessionJob",
+                "CREATE",
+                example("basic-session-job-only.yaml"),
+                None,
+            ),
+        )
+        .await;
+    let patch = response(&body)["patch"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no patch: {body}"));
+    let patch = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+    assert!(String::from_utf8(patch).unwrap().contains("target.session"));
+
+    // Another resource kind is denied with a reason; DELETE is allowed.
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review("Pod", "CREATE", json!({"metadata": {"name": "p"}}), None),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], false);
+    assert!(
+        response(&body)["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only FlinkDeployment")
+    );
+    let (_, body) = hook
+        .post(
+            "/validate",
+            &review("FlinkDeployment", "DELETE", Value::Null, Some(example("basic.yaml"))),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], true);
+
+    // Requests are counted by endpoint, operation, kind and outcome.
+    let metrics = reqwest::get(hook.operator.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"flink_operator_webhook_requests_total{allowed="false",endpoint="validate",kind="FlinkDeployment",operation="CREATE"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("flink_operator_webhook_request_duration_seconds_bucket"));
+    assert!(metrics.contains("process_resident_memory_bytes"));
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let hook = start_webhook(&["--webhook-body-limit", "65536"]).await;
+    let url = hook.operator.webhook_url("/validate");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("not JSON", b"{{{".to_vec(), 400),
+        ("empty body", Vec::new(), 400),
+        ("wrong kind", br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), 400),
+        (
+            "no request",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+            400,
+        ),
+        (
+            "request of wrong shape",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#.to_vec(),
+            400,
+        ),
+        ("oversized body", vec![b' '; 100_000], 413),
+    ];
+    for (what, body, expected) in cases {
+        let resp = hook.client.post(&url).body(body).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), expected, "{what}");
+        let json: Value = resp.json().await.unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        assert!(json["error"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {json}");
+    }
+    let resp = hook.client.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let resp = hook
+        .client
+        .post(hook.operator.webhook_url("/validate/extra"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    // The apiserver appends a query string: the path still matches.
+    let body = review("FlinkDeployment", "CREATE", example("basic.yaml"), None);
+    let resp = hook
+        .client
+        .post(format!("{url}?timeout=10s"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Still healthy after all that.
+    assert_eq!(
+        reqwest::get(hook.operator.admin_url("/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+fn tls_connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn hostile_clients_are_refused_without_hurting_others() {
+    let hook = start_webhook(&["--webhook-request-timeout", "1s"]).await;
+    let addr = format!("127.0.0.1:{}", hook.operator.webhook_port);
+
+    // Plain HTTP on the TLS port: no HTTP answer, the connection is closed.
+    let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    plain
+        .write_all(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "plain-HTTP connection was not closed");
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"),
+        "answered plain HTTP"
+    );
+
+    // Slow-loris: a TLS client that never finishes its headers, and one that never handshakes.
+    let connector = tls_connector(&hook.ca);
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut slow = connector.connect(server_name, tcp).await.unwrap();
+    slow.write_all(b"POST /validate HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+
+    // Meanwhile a valid request is answered promptly.
+    let started = Instant::now();
+    let (status, _) = hook
+        .post(
+            "/validate",
+            &review("FlinkDeployment", "CREATE", example("basic.yaml"), None),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "valid request took {:?}",
+        started.elapsed()
+    );
+
+    // The slow client is cut off by the header-read timeout.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "slow-loris connection was kept open");
+    drop(silent);
+}
+
+/// Lays out `dir` like a Kubernetes Secret volume: files are symlinks through `..data`, which is swapped
+/// atomically to a new timestamped directory on update.
+fn secret_volume_update(dir: &std::path::Path, generation: u32, certs_from: &std::path::Path) {
+    let versioned = dir.join(format!("..v{generation}"));
+    std::fs::create_dir_all(&versioned).unwrap();
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        std::fs::copy(certs_from.join(file), versioned.join(file)).unwrap();
+        let link = dir.join(file);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), &link).unwrap();
+        }
+    }
+    let tmp_link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(format!("..v{generation}"), &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn certificate_rotation_without_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let (first, second, volume) = (
+        work.path().join("first"),
+        work.path().join("second"),
+        work.path().join("volume"),
+    );
+    write_certs(&first);
+    write_certs(&second);
+    std::fs::create_dir_all(&volume).unwrap();
+    secret_volume_update(&volume, 1, &first);
+
+    let cert = volume.join("tls.crt");
+    let key = volume.join("tls.key");
+    let mut operator = Operator::start(
+        &[
+            "--no-controller",
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-reload-interval",
+            "100ms",
+        ],
+        &[],
+        work.path().join("operator.log"),
+    );
+    operator.wait_ready(Duration::from_secs(20)).await;
+    let pid = operator.child.id();
+    let old_ca_client = tls_client(&std::fs::read(first.join("ca.crt")).unwrap());
+    let new_ca_client = tls_client(&std::fs::read(second.join("ca.crt")).unwrap());
+    let body = review("FlinkDeployment", "CREATE", example("basic.yaml"), None);
+    let url = operator.webhook_url("/validate");
+    assert_eq!(old_ca_client.post(&url).json(&body).send().await.unwrap().status(), 200);
+    assert!(
+        new_ca_client.post(&url).json(&body).send().await.is_err(),
+        "new CA trusted before rotation"
+    );
+
+    secret_volume_update(&volume, 2, &second);
+    eventually(
+        "the rotated certificate to be served",
+        Duration::from_secs(10),
+        || async {
+            // A fresh client each time: a pooled connection would keep the old session.
+            let client = tls_client(&std::fs::read(second.join("ca.crt")).unwrap());
+            client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        },
+    )
+    .await;
+    let fresh_old = tls_client(&std::fs::read(first.join("ca.crt")).unwrap());
+    assert!(
+        fresh_old.post(&url).json(&body).send().await.is_err(),
+        "old certificate still served"
+    );
+    assert_eq!(operator.child.id(), pid);
+    assert!(operator.child.try_wait().unwrap().is_none(), "operator restarted");
+    assert!(operator.logs().contains("serving certificate reloaded"));
+
+    // A broken update (key from another pair) is skipped; the current certificate keeps serving.
+    std::fs::copy(first.join("tls.key"), volume.join("..v2/tls.key")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = tls_client(&std::fs::read(second.join("ca.crt")).unwrap());
+    assert_eq!(client.post(&url).json(&body).send().await.unwrap().status(), 200);
+    eventually("the mismatch to be reported", Duration::from_secs(5), || async {
+        operator.logs().contains("not usable yet").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let mut hook = start_webhook(&[]).await;
+    let status = hook.operator.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}; logs:\n{}",
+        hook.operator.logs()
+    );
+    assert!(hook.operator.logs().contains("shutting down"));
+}
