@@ -31,6 +31,27 @@ enum Command {
     Crds,
     /// Print the ClusterRole with every permission the operator needs, as YAML.
     Rbac,
+    /// Print the Validating- and MutatingWebhookConfigurations that route admission to the webhook.
+    WebhookConfig {
+        /// URL base of the webhook, e.g. https://127.0.0.1:9443 (or use --service).
+        #[arg(long, conflicts_with = "service")]
+        url: Option<String>,
+        /// Service of the webhook as NAMESPACE/NAME[:PORT] (port default 443).
+        #[arg(long)]
+        service: Option<String>,
+        /// PEM file of the CA that signed the webhook certificate.
+        #[arg(long)]
+        ca_file: PathBuf,
+        /// Failure policy: Fail or Ignore.
+        #[arg(long, default_value = "Fail")]
+        failure_policy: String,
+        /// Seconds the API server waits for an answer.
+        #[arg(long, default_value_t = 10)]
+        timeout_seconds: i32,
+        /// Only these namespaces (comma-separated); default all.
+        #[arg(long, value_delimiter = ',')]
+        namespaces: Vec<String>,
+    },
     /// Write a fresh CA (ca.crt) and a serving certificate signed by it (tls.crt, tls.key).
     Certs {
         /// Directory to write into.
@@ -57,6 +78,9 @@ fn main() -> ExitCode {
         Some(Command::Rbac) => serde_yaml::to_string(&rbac::cluster_role())
             .map_err(anyhow::Error::from)
             .and_then(|yaml| print(format!("---\n{yaml}"))),
+        Some(Command::WebhookConfig { url, service, ca_file, failure_policy, timeout_seconds, namespaces }) => {
+            webhook_config(url, service, ca_file, failure_policy, timeout_seconds, namespaces)
+        }
         Some(Command::Certs { out, dns, ip, days }) => certs::generate(&dns, &ip, days)
             .and_then(|c| c.write_to(&out))
             .map_err(anyhow::Error::from),
@@ -73,6 +97,33 @@ fn main() -> ExitCode {
 fn print(text: String) -> anyhow::Result<()> {
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn webhook_config(
+    url: Option<String>,
+    service: Option<String>,
+    ca_file: PathBuf,
+    failure_policy: String,
+    timeout_seconds: i32,
+    namespaces: Vec<String>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use flink_operator::webhook::configuration::{Settings, Target, yaml};
+    let target = match (url, service) {
+        (Some(url), _) => Target::Url(url),
+        (None, Some(service)) => {
+            let (namespace, rest) = service.split_once('/').context("--service must be NAMESPACE/NAME[:PORT]")?;
+            let (name, port) = match rest.split_once(':') {
+                Some((name, port)) => (name, port.parse().context("--service port must be a number")?),
+                None => (rest, 443),
+            };
+            Target::Service { namespace: namespace.into(), name: name.into(), port }
+        }
+        (None, None) => anyhow::bail!("give --url or --service"),
+    };
+    let ca_bundle = std::fs::read(&ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
+    let settings = Settings { target, ca_bundle, failure_policy, timeout_seconds, namespaces };
+    print(yaml(&settings)?)
 }
 
 fn run(opts: RunOptions) -> anyhow::Result<()> {

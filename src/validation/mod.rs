@@ -7,7 +7,7 @@ mod session_job;
 
 use std::fmt;
 
-pub use deployment::validate_deployment;
+pub use deployment::{LOG_CONFIG_FILES, ingress_host_and_path, validate_deployment};
 pub use session_job::validate_session_job;
 
 use crate::crd::{FlinkConfiguration, JobSpec, UpgradeMode};

@@ -1,6 +1,7 @@
 //! The admission webhook: `POST /validate` and `POST /mutate` over TLS.
 
 pub mod admission;
+pub mod configuration;
 pub mod mutation;
 pub mod tls;
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration suites: free ports, the operator as a child process, polling.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

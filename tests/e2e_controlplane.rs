@@ -1,0 +1,321 @@
+//! e2e on a real control plane (etcd + kube-apiserver): the operator runs as a child process under its own
+//! RBAC identity, its webhook is registered with the API server, and everything is driven with real kubectl.
+//!
+//! Set `FLINK_OPERATOR_SKIP_E2E=1` to skip locally (CI never does).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::cluster::ControlPlane;
+use support::{Operator, eventually, write_certs};
+
+fn skip() -> bool {
+    let skip = std::env::var("FLINK_OPERATOR_SKIP_E2E").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("FLINK_OPERATOR_SKIP_E2E=1: e2e skipped");
+    }
+    skip
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A control plane with CRDs, RBAC, the operator (webhook + controller) and its webhook registered.
+struct Env {
+    operator: Operator,
+    cluster: ControlPlane,
+    certs: tempfile::TempDir,
+}
+
+async fn start_env(with_webhook: bool) -> Env {
+    let cluster = ControlPlane::start();
+    cluster.install_crds();
+    cluster.grant_operator_rbac();
+    let certs = tempfile::tempdir().unwrap();
+    write_certs(certs.path());
+    let cert = certs.path().join("tls.crt");
+    let key = certs.path().join("tls.key");
+    let mut args = vec!["--tls-cert-file", cert.to_str().unwrap(), "--tls-key-file", key.to_str().unwrap()];
+    if !with_webhook {
+        args.push("--no-webhook");
+    }
+    let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
+    let mut operator = Operator::start(&args, &[("KUBECONFIG", &kubeconfig)], certs.path().join("operator.log"));
+    operator.wait_ready(Duration::from_secs(60)).await;
+    if with_webhook {
+        cluster.register_webhook(operator.webhook_port, &certs.path().join("ca.crt"));
+    }
+    Env { operator, cluster, certs }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("operator logs:\n{}", self.operator.logs());
+        }
+    }
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn get_json(cluster: &ControlPlane, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&cluster.kubectl_ok(&all)).unwrap()
+}
+
+#[tokio::test]
+async fn kubectl_gets_immediate_admission_feedback() {
+    if skip() {
+        return;
+    }
+    let env = start_env(true).await;
+    let cluster = &env.cluster;
+
+    // Webhook registration takes effect asynchronously in the API server: wait for the first denial.
+    let parallelism_zero = repo().join("examples/invalid/parallelism-zero.yaml");
+    eventually("the webhook to be in effect", Duration::from_secs(30), || async {
+        let out = cluster.kubectl(&["apply", "--dry-run=server", "-f", parallelism_zero.to_str().unwrap()]);
+        (!out.status.success() && stderr(&out).contains("denied the request")).then_some(())
+    })
+    .await;
+
+    // Every invalid example fails at once with our message naming the field.
+    let mut invalid: Vec<_> = std::fs::read_dir(repo().join("examples/invalid")).unwrap().map(|e| e.unwrap().path()).collect();
+    invalid.sort();
+    for file in &invalid {
+        let text = std::fs::read_to_string(file).unwrap();
+        let field = text.lines().find_map(|l| l.strip_prefix("# expect-error:")).unwrap().trim().to_string();
+        let out = cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+        assert!(!out.status.success(), "{} was accepted", file.display());
+        let err = stderr(&out);
+        assert!(err.contains(&field), "{}: stderr does not name {field}:\n{err}", file.display());
+    }
+
+    // Every valid example passes the webhook (server-side dry run: validated, not stored).
+    let mut valid: Vec<_> = std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    valid.sort();
+    for file in &valid {
+        let out = cluster.kubectl(&["apply", "--dry-run=server", "-f", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{} rejected:\n{}", file.display(), stderr(&out));
+    }
+    let out = cluster.kubectl(&["get", "flinkdeployment", "basic-example"]);
+    assert!(!out.status.success() && stderr(&out).contains("NotFound"), "dry run stored the object");
+
+    // A valid deployment without mode is stored with the defaults.
+    cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic.yaml").to_str().unwrap()]);
+    let stored = get_json(cluster, &["get", "flinkdep", "basic-example"]);
+    assert_eq!(stored["spec"]["mode"], "native");
+    assert_eq!(stored["spec"]["job"]["upgradeMode"], "stateless");
+    assert_eq!(stored["spec"]["job"]["state"], "running");
+
+    // A session job gets its target label.
+    cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic-session-deployment-and-job.yaml").to_str().unwrap()]);
+    let jobs = get_json(cluster, &["get", "sessionjob"]);
+    let job = &jobs["items"][0];
+    assert_eq!(job["metadata"]["labels"]["target.session"], job["spec"]["deploymentName"]);
+
+    // Switching native -> standalone is refused with its message.
+    let out = cluster.kubectl(&["patch", "flinkdep", "basic-example", "--type=merge", "-p", r#"{"spec":{"mode":"standalone"}}"#]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("spec.mode: cannot change from native to standalone"), "{}", stderr(&out));
+
+    // kubectl scale goes through the scale subresource.
+    cluster.kubectl_ok(&["scale", "flinkdeployment/basic-example", "--replicas=3"]);
+    let scaled = get_json(cluster, &["get", "flinkdep", "basic-example"]);
+    assert_eq!(scaled["spec"]["taskManager"]["replicas"], 3);
+
+    // kubectl explain shows the schema's descriptions.
+    let explain = cluster.kubectl_ok(&["explain", "flinkdeployment.spec.job"]);
+    for needle in ["jarURI", "upgradeMode", "savepointTriggerNonce", "How the job is upgraded"] {
+        assert!(explain.contains(needle), "explain lacks {needle}:\n{explain}");
+    }
+
+    // The controller, under its own RBAC identity, saw the resource.
+    eventually("the controller to record observedGeneration", Duration::from_secs(30), || async {
+        let d = get_json(cluster, &["get", "flinkdep", "basic-example"]);
+        (d["status"]["observedGeneration"] == d["metadata"]["generation"]).then_some(())
+    })
+    .await;
+    let _ = &env.certs;
+}
+
+#[tokio::test]
+async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
+    if skip() {
+        return;
+    }
+    let env = start_env(false).await;
+    let cluster = &env.cluster;
+    let file = repo().join("examples/invalid/parallelism-zero.yaml");
+    cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let name = "invalid-parallelism-zero";
+    let name = if cluster.kubectl(&["get", "flinkdep", name]).status.success() {
+        name.to_string()
+    } else {
+        get_json(cluster, &["get", "flinkdep"])["items"][0]["metadata"]["name"].as_str().unwrap().to_string()
+    };
+    let error = eventually("status.error", Duration::from_secs(30), || async {
+        let d = get_json(cluster, &["get", "flinkdep", &name]);
+        d["status"]["error"].as_str().map(str::to_string)
+    })
+    .await;
+    assert!(error.contains("spec.job.parallelism"), "{error}");
+    eventually("a ValidationError event", Duration::from_secs(30), || async {
+        let events = get_json(cluster, &["get", "events", "--field-selector", &format!("involvedObject.name={name}")]);
+        events["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|e| e["reason"] == "ValidationError" && e["type"] == "Warning"))
+            .then_some(())
+    })
+    .await;
+
+    // Fixing the spec clears the error.
+    cluster.kubectl_ok(&["patch", "flinkdep", &name, "--type=merge", "-p", r#"{"spec":{"job":{"parallelism":1}}}"#]);
+    eventually("status.error to clear", Duration::from_secs(30), || async {
+        let d = get_json(cluster, &["get", "flinkdep", &name]);
+        (d["status"].get("error").is_none() && d["status"]["observedGeneration"] == d["metadata"]["generation"])
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn readiness_waits_for_crds_and_watches() {
+    if skip() {
+        return;
+    }
+    // The operator starts before the CRDs exist: it stays unready and says why.
+    let cluster = ControlPlane::start();
+    cluster.grant_operator_rbac();
+    let certs = tempfile::tempdir().unwrap();
+    write_certs(certs.path());
+    let cert = certs.path().join("tls.crt");
+    let key = certs.path().join("tls.key");
+    let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
+    let operator = Operator::start(
+        &["--tls-cert-file", cert.to_str().unwrap(), "--tls-key-file", key.to_str().unwrap()],
+        &[("KUBECONFIG", &kubeconfig)],
+        certs.path().join("operator.log"),
+    );
+    let client = reqwest::Client::new();
+    let body: Value = eventually("the admin server", Duration::from_secs(20), || async {
+        let resp = client.get(operator.admin_url("/readyz")).send().await.ok()?;
+        assert_eq!(resp.status(), 503, "ready without CRDs");
+        resp.json().await.ok()
+    })
+    .await;
+    assert!(body["waiting_for"].as_array().unwrap().iter().any(|g| g == "crds"), "{body}");
+    eventually("the log to say what to do", Duration::from_secs(20), || async {
+        operator.logs().contains("waiting for the CRDs").then_some(())
+    })
+    .await;
+    // Liveness is unaffected: waiting is not dying.
+    assert_eq!(client.get(operator.admin_url("/healthz")).send().await.unwrap().status(), 200);
+
+    cluster.install_crds();
+    eventually("readiness after the CRDs appear and every watch syncs", Duration::from_secs(30), || async {
+        let resp = client.get(operator.admin_url("/readyz")).send().await.ok()?;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
+    let logs = operator.logs();
+    for gate in ["watch:flinkdeployments:*", "watch:flinksessionjobs:*"] {
+        assert!(logs.contains(gate), "no sync logged for {gate}:\n{logs}");
+    }
+}
+
+/// A real Prometheus on loopback, scraping `target` every second; killed by PID on drop.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n  - job_name: flink-operator\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = support::free_port();
+        let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".to_string());
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus not found: run tests/env/install.sh (Debian package prometheus)");
+        Prometheus { child, port, _dir: dir }
+    }
+
+    async fn query(&self, query: &str) -> Option<Vec<Value>> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let resp = reqwest::Client::new().get(url).query(&[("query", query)]).send().await.ok()?;
+        let body: Value = resp.json().await.ok()?;
+        body["data"]["result"].as_array().cloned()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_operator_metrics() {
+    if skip() {
+        return;
+    }
+    let env = start_env(true).await;
+    let cluster = &env.cluster;
+    let invalid = repo().join("examples/invalid/missing-flink-version.yaml");
+    eventually("a denial through the API server", Duration::from_secs(30), || async {
+        let out = cluster.kubectl(&["apply", "-f", invalid.to_str().unwrap()]);
+        stderr(&out).contains("spec.flinkVersion").then_some(())
+    })
+    .await;
+    cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic.yaml").to_str().unwrap()]);
+
+    let prometheus = Prometheus::start(&format!("127.0.0.1:{}", env.operator.admin_port));
+    let series = eventually("flink_operator_ series in Prometheus", Duration::from_secs(60), || async {
+        let result = prometheus
+            .query(r#"flink_operator_webhook_requests_total{endpoint="validate",kind="FlinkDeployment",operation="CREATE"}"#)
+            .await?;
+        let has_denied = result.iter().any(|s| s["metric"]["allowed"] == "false");
+        let has_allowed = result.iter().any(|s| s["metric"]["allowed"] == "true");
+        (has_denied && has_allowed).then_some(result)
+    })
+    .await;
+    for s in &series {
+        assert_eq!(s["metric"]["job"], "flink-operator");
+    }
+    let reconciles = eventually("reconcile metrics", Duration::from_secs(30), || async {
+        prometheus.query(r#"flink_operator_reconciliations_total{kind="FlinkDeployment",result="ok"}"#).await.filter(|r| !r.is_empty())
+    })
+    .await;
+    assert!(!reconciles.is_empty());
+    let up = prometheus.query(r#"up{job="flink-operator"}"#).await.unwrap();
+    assert_eq!(up[0]["value"][1], "1");
+}

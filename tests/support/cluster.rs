@@ -1,0 +1,149 @@
+//! A real Kubernetes control plane for e2e suites: the local etcd + kube-apiserver from `tests/env/`,
+//! or, with `USE_EXISTING_CLUSTER=true`, whatever cluster `KUBECONFIG` points at.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct ControlPlane {
+    /// Admin credentials (kubectl for the test).
+    pub admin_kubeconfig: PathBuf,
+    /// The operator's own identity, with exactly the operator's RBAC.
+    pub operator_kubeconfig: PathBuf,
+    pub workdir: Option<tempfile::TempDir>,
+    local: bool,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl ControlPlane {
+    /// Starts a fresh local control plane (or attaches to an existing cluster) and installs nothing yet.
+    pub fn start() -> ControlPlane {
+        if std::env::var("USE_EXISTING_CLUSTER").as_deref() == Ok("true") {
+            let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("USE_EXISTING_CLUSTER=true needs KUBECONFIG"));
+            return ControlPlane {
+                admin_kubeconfig: kubeconfig.clone(),
+                operator_kubeconfig: kubeconfig,
+                workdir: None,
+                local: false,
+            };
+        }
+        let workdir = tempfile::Builder::new().prefix("flink-op-e2e-").tempdir().unwrap();
+        let script = repo().join("tests/env/controlplane.sh");
+        let out = Command::new("bash").arg(&script).arg("up").arg(workdir.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "control plane did not start (run tests/env/install.sh first on a fresh machine):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = parse_env(&std::fs::read_to_string(workdir.path().join("env")).unwrap());
+        ControlPlane {
+            admin_kubeconfig: PathBuf::from(&env["ADMIN_KUBECONFIG"]),
+            operator_kubeconfig: PathBuf::from(&env["OPERATOR_KUBECONFIG"]),
+            workdir: Some(workdir),
+            local: true,
+        }
+    }
+
+    /// Runs kubectl as admin.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl").arg("--kubeconfig").arg(&self.admin_kubeconfig).args(args).output().unwrap()
+    }
+
+    /// Runs kubectl as admin and panics unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl apply with a manifest given on stdin.
+    pub fn apply_stdin(&self, yaml: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.admin_kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Installs the CRDs from `manifests/` and waits until they are established.
+    pub fn install_crds(&self) {
+        self.kubectl_ok(&["apply", "-f", repo().join("manifests/crds.yaml").to_str().unwrap()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            "crd/flinkdeployments.flink.apache.org",
+            "crd/flinksessionjobs.flink.apache.org",
+        ]);
+    }
+
+    /// Grants the operator identity exactly the operator's ClusterRole (from `manifests/`).
+    pub fn grant_operator_rbac(&self) {
+        if !self.local {
+            return;
+        }
+        self.kubectl_ok(&["apply", "-f", repo().join("manifests/operator-clusterrole.yaml").to_str().unwrap()]);
+        let binding = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: flink-operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: flink-operator}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operator}]
+"#;
+        let out = self.apply_stdin(binding);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Registers the operator's webhook (at `https://127.0.0.1:port`) with the API server.
+    pub fn register_webhook(&self, port: u16, ca_file: &Path) {
+        let out = Command::new(super::operator_bin())
+            .args(["webhook-config", "--url", &format!("https://127.0.0.1:{port}"), "--ca-file"])
+            .arg(ca_file)
+            .args(["--timeout-seconds", "5"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let applied = self.apply_stdin(&String::from_utf8_lossy(&out.stdout));
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    }
+
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        self.workdir.as_ref().map(|w| w.path().join("logs"))
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let Some(workdir) = self.workdir.take() else { return };
+        let script = repo().join("tests/env/controlplane.sh");
+        let _ = Command::new("bash").arg(&script).arg("down").arg(workdir.path()).output();
+        if std::thread::panicking() {
+            // Keep the logs of a failed run.
+            let kept = workdir.keep();
+            eprintln!("control plane logs kept in {}", kept.join("logs").display());
+        }
+    }
+}
+
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
