@@ -78,9 +78,14 @@ fn main() -> ExitCode {
         Some(Command::Rbac) => serde_yaml::to_string(&rbac::cluster_role())
             .map_err(anyhow::Error::from)
             .and_then(|yaml| print(format!("---\n{yaml}"))),
-        Some(Command::WebhookConfig { url, service, ca_file, failure_policy, timeout_seconds, namespaces }) => {
-            webhook_config(url, service, ca_file, failure_policy, timeout_seconds, namespaces)
-        }
+        Some(Command::WebhookConfig {
+            url,
+            service,
+            ca_file,
+            failure_policy,
+            timeout_seconds,
+            namespaces,
+        }) => webhook_config(url, service, ca_file, failure_policy, timeout_seconds, namespaces),
         Some(Command::Certs { out, dns, ip, days }) => certs::generate(&dns, &ip, days)
             .and_then(|c| c.write_to(&out))
             .map_err(anyhow::Error::from),
@@ -112,17 +117,29 @@ fn webhook_config(
     let target = match (url, service) {
         (Some(url), _) => Target::Url(url),
         (None, Some(service)) => {
-            let (namespace, rest) = service.split_once('/').context("--service must be NAMESPACE/NAME[:PORT]")?;
+            let (namespace, rest) = service
+                .split_once('/')
+                .context("--service must be NAMESPACE/NAME[:PORT]")?;
             let (name, port) = match rest.split_once(':') {
                 Some((name, port)) => (name, port.parse().context("--service port must be a number")?),
                 None => (rest, 443),
             };
-            Target::Service { namespace: namespace.into(), name: name.into(), port }
+            Target::Service {
+                namespace: namespace.into(),
+                name: name.into(),
+                port,
+            }
         }
         (None, None) => anyhow::bail!("give --url or --service"),
     };
     let ca_bundle = std::fs::read(&ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
-    let settings = Settings { target, ca_bundle, failure_policy, timeout_seconds, namespaces };
+    let settings = Settings {
+        target,
+        ca_bundle,
+        failure_policy,
+        timeout_seconds,
+        namespaces,
+    };
     print(yaml(&settings)?)
 }
 

@@ -39,7 +39,12 @@ async fn start_env(with_webhook: bool) -> Env {
     write_certs(certs.path());
     let cert = certs.path().join("tls.crt");
     let key = certs.path().join("tls.key");
-    let mut args = vec!["--tls-cert-file", cert.to_str().unwrap(), "--tls-key-file", key.to_str().unwrap()];
+    let mut args = vec![
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+    ];
     if !with_webhook {
         args.push("--no-webhook");
     }
@@ -49,7 +54,11 @@ async fn start_env(with_webhook: bool) -> Env {
     if with_webhook {
         cluster.register_webhook(operator.webhook_port, &certs.path().join("ca.crt"));
     }
-    Env { operator, cluster, certs }
+    Env {
+        operator,
+        cluster,
+        certs,
+    }
 }
 
 impl Drop for Env {
@@ -87,15 +96,27 @@ async fn kubectl_gets_immediate_admission_feedback() {
     .await;
 
     // Every invalid example fails at once with our message naming the field.
-    let mut invalid: Vec<_> = std::fs::read_dir(repo().join("examples/invalid")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut invalid: Vec<_> = std::fs::read_dir(repo().join("examples/invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     invalid.sort();
     for file in &invalid {
         let text = std::fs::read_to_string(file).unwrap();
-        let field = text.lines().find_map(|l| l.strip_prefix("# expect-error:")).unwrap().trim().to_string();
+        let field = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect-error:"))
+            .unwrap()
+            .trim()
+            .to_string();
         let out = cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
         assert!(!out.status.success(), "{} was accepted", file.display());
         let err = stderr(&out);
-        assert!(err.contains(&field), "{}: stderr does not name {field}:\n{err}", file.display());
+        assert!(
+            err.contains(&field),
+            "{}: stderr does not name {field}:\n{err}",
+            file.display()
+        );
     }
 
     // Every valid example passes the webhook (server-side dry run: validated, not stored).
@@ -110,7 +131,10 @@ async fn kubectl_gets_immediate_admission_feedback() {
         assert!(out.status.success(), "{} rejected:\n{}", file.display(), stderr(&out));
     }
     let out = cluster.kubectl(&["get", "flinkdeployment", "basic-example"]);
-    assert!(!out.status.success() && stderr(&out).contains("NotFound"), "dry run stored the object");
+    assert!(
+        !out.status.success() && stderr(&out).contains("NotFound"),
+        "dry run stored the object"
+    );
 
     // A valid deployment without mode is stored with the defaults.
     cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic.yaml").to_str().unwrap()]);
@@ -120,15 +144,36 @@ async fn kubectl_gets_immediate_admission_feedback() {
     assert_eq!(stored["spec"]["job"]["state"], "running");
 
     // A session job gets its target label.
-    cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic-session-deployment-and-job.yaml").to_str().unwrap()]);
+    cluster.kubectl_ok(&[
+        "apply",
+        "-f",
+        repo()
+            .join("examples/basic-session-deployment-and-job.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
     let jobs = get_json(cluster, &["get", "sessionjob"]);
     let job = &jobs["items"][0];
-    assert_eq!(job["metadata"]["labels"]["target.session"], job["spec"]["deploymentName"]);
+    assert_eq!(
+        job["metadata"]["labels"]["target.session"],
+        job["spec"]["deploymentName"]
+    );
 
     // Switching native -> standalone is refused with its message.
-    let out = cluster.kubectl(&["patch", "flinkdep", "basic-example", "--type=merge", "-p", r#"{"spec":{"mode":"standalone"}}"#]);
+    let out = cluster.kubectl(&[
+        "patch",
+        "flinkdep",
+        "basic-example",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"mode":"standalone"}}"#,
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("spec.mode: cannot change from native to standalone"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("spec.mode: cannot change from native to standalone"),
+        "{}",
+        stderr(&out)
+    );
 
     // kubectl scale goes through the scale subresource.
     cluster.kubectl_ok(&["scale", "flinkdeployment/basic-example", "--replicas=3"]);
@@ -137,15 +182,24 @@ async fn kubectl_gets_immediate_admission_feedback() {
 
     // kubectl explain shows the schema's descriptions.
     let explain = cluster.kubectl_ok(&["explain", "flinkdeployment.spec.job"]);
-    for needle in ["jarURI", "upgradeMode", "savepointTriggerNonce", "How the job is upgraded"] {
+    for needle in [
+        "jarURI",
+        "upgradeMode",
+        "savepointTriggerNonce",
+        "How a running job is stopped and restored",
+    ] {
         assert!(explain.contains(needle), "explain lacks {needle}:\n{explain}");
     }
 
     // The controller, under its own RBAC identity, saw the resource.
-    eventually("the controller to record observedGeneration", Duration::from_secs(30), || async {
-        let d = get_json(cluster, &["get", "flinkdep", "basic-example"]);
-        (d["status"]["observedGeneration"] == d["metadata"]["generation"]).then_some(())
-    })
+    eventually(
+        "the controller to record observedGeneration",
+        Duration::from_secs(30),
+        || async {
+            let d = get_json(cluster, &["get", "flinkdep", "basic-example"]);
+            (d["status"]["observedGeneration"] == d["metadata"]["generation"]).then_some(())
+        },
+    )
     .await;
     let _ = &env.certs;
 }
@@ -163,7 +217,10 @@ async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
     let name = if cluster.kubectl(&["get", "flinkdep", name]).status.success() {
         name.to_string()
     } else {
-        get_json(cluster, &["get", "flinkdep"])["items"][0]["metadata"]["name"].as_str().unwrap().to_string()
+        get_json(cluster, &["get", "flinkdep"])["items"][0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let error = eventually("status.error", Duration::from_secs(30), || async {
         let d = get_json(cluster, &["get", "flinkdep", &name]);
@@ -172,16 +229,35 @@ async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
     .await;
     assert!(error.contains("spec.job.parallelism"), "{error}");
     eventually("a ValidationError event", Duration::from_secs(30), || async {
-        let events = get_json(cluster, &["get", "events", "--field-selector", &format!("involvedObject.name={name}")]);
+        let events = get_json(
+            cluster,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+            ],
+        );
         events["items"]
             .as_array()
-            .is_some_and(|items| items.iter().any(|e| e["reason"] == "ValidationError" && e["type"] == "Warning"))
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|e| e["reason"] == "ValidationError" && e["type"] == "Warning")
+            })
             .then_some(())
     })
     .await;
 
     // Fixing the spec clears the error.
-    cluster.kubectl_ok(&["patch", "flinkdep", &name, "--type=merge", "-p", r#"{"spec":{"job":{"parallelism":1}}}"#]);
+    cluster.kubectl_ok(&[
+        "patch",
+        "flinkdep",
+        &name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"job":{"parallelism":1}}}"#,
+    ]);
     eventually("status.error to clear", Duration::from_secs(30), || async {
         let d = get_json(cluster, &["get", "flinkdep", &name]);
         (d["status"].get("error").is_none() && d["status"]["observedGeneration"] == d["metadata"]["generation"])
@@ -204,7 +280,12 @@ async fn readiness_waits_for_crds_and_watches() {
     let key = certs.path().join("tls.key");
     let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
     let operator = Operator::start(
-        &["--tls-cert-file", cert.to_str().unwrap(), "--tls-key-file", key.to_str().unwrap()],
+        &[
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ],
         &[("KUBECONFIG", &kubeconfig)],
         certs.path().join("operator.log"),
     );
@@ -215,19 +296,34 @@ async fn readiness_waits_for_crds_and_watches() {
         resp.json().await.ok()
     })
     .await;
-    assert!(body["waiting_for"].as_array().unwrap().iter().any(|g| g == "crds"), "{body}");
+    assert!(
+        body["waiting_for"].as_array().unwrap().iter().any(|g| g == "crds"),
+        "{body}"
+    );
     eventually("the log to say what to do", Duration::from_secs(20), || async {
         operator.logs().contains("waiting for the CRDs").then_some(())
     })
     .await;
     // Liveness is unaffected: waiting is not dying.
-    assert_eq!(client.get(operator.admin_url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(operator.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     cluster.install_crds();
-    eventually("readiness after the CRDs appear and every watch syncs", Duration::from_secs(30), || async {
-        let resp = client.get(operator.admin_url("/readyz")).send().await.ok()?;
-        (resp.status() == 200).then_some(())
-    })
+    eventually(
+        "readiness after the CRDs appear and every watch syncs",
+        Duration::from_secs(30),
+        || async {
+            let resp = client.get(operator.admin_url("/readyz")).send().await.ok()?;
+            (resp.status() == 200).then_some(())
+        },
+    )
     .await;
     let logs = operator.logs();
     for gate in ["watch:flinkdeployments:*", "watch:flinksessionjobs:*"] {
@@ -270,7 +366,12 @@ impl Prometheus {
 
     async fn query(&self, query: &str) -> Option<Vec<Value>> {
         let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let resp = reqwest::Client::new().get(url).query(&[("query", query)]).send().await.ok()?;
+        let resp = reqwest::Client::new()
+            .get(url)
+            .query(&[("query", query)])
+            .send()
+            .await
+            .ok()?;
         let body: Value = resp.json().await.ok()?;
         body["data"]["result"].as_array().cloned()
     }
@@ -312,7 +413,10 @@ async fn prometheus_scrapes_operator_metrics() {
         assert_eq!(s["metric"]["job"], "flink-operator");
     }
     let reconciles = eventually("reconcile metrics", Duration::from_secs(30), || async {
-        prometheus.query(r#"flink_operator_reconciliations_total{kind="FlinkDeployment",result="ok"}"#).await.filter(|r| !r.is_empty())
+        prometheus
+            .query(r#"flink_operator_reconciliations_total{kind="FlinkDeployment",result="ok"}"#)
+            .await
+            .filter(|r| !r.is_empty())
     })
     .await;
     assert!(!reconciles.is_empty());

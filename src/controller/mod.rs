@@ -110,6 +110,7 @@ pub async fn run(
             controller.store(),
             health.clone(),
             format!("watch:flinkdeployments:{ns}"),
+            shutdown.clone(),
         )));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
@@ -123,6 +124,7 @@ pub async fn run(
             controller.store(),
             health.clone(),
             format!("watch:flinksessionjobs:{ns}"),
+            shutdown.clone(),
         )));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
@@ -137,14 +139,28 @@ async fn owned_cancelled(token: CancellationToken) {
     token.cancelled().await
 }
 
-async fn mark_synced<K>(store: kube::runtime::reflector::Store<K>, health: Health, gate: String)
-where
+async fn mark_synced<K>(
+    store: kube::runtime::reflector::Store<K>,
+    health: Health,
+    gate: String,
+    shutdown: CancellationToken,
+) where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    if store.wait_until_ready().await.is_ok() {
-        info!(gate, "watch synced");
-        health.set_ready(&gate, true);
+    // The store's readiness signal keeps one waker at a time and the controller waits on it too, so
+    // re-poll it on a short interval rather than waiting once.
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ready = tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()) => {
+                if let Ok(Ok(())) = ready {
+                    info!(gate, "watch synced");
+                    health.set_ready(&gate, true);
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -46,7 +46,11 @@ fn client_config(settings: &Settings, path: &str) -> WebhookClientConfig {
             }),
         ),
     };
-    WebhookClientConfig { ca_bundle: Some(ByteString(settings.ca_bundle.clone())), service, url }
+    WebhookClientConfig {
+        ca_bundle: Some(ByteString(settings.ca_bundle.clone())),
+        service,
+        url,
+    }
 }
 
 fn rules() -> Vec<RuleWithOperations> {
@@ -64,18 +68,23 @@ fn namespace_selector(settings: &Settings) -> Option<LabelSelector> {
         return None;
     }
     Some(LabelSelector {
-        match_expressions: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-            key: "kubernetes.io/metadata.name".into(),
-            operator: "In".into(),
-            values: Some(settings.namespaces.clone()),
-        }]),
+        match_expressions: Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "In".into(),
+                values: Some(settings.namespaces.clone()),
+            },
+        ]),
         match_labels: None,
     })
 }
 
 pub fn validating(settings: &Settings) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
-        metadata: ObjectMeta { name: Some(NAME.into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(NAME.into()),
+            ..ObjectMeta::default()
+        },
         webhooks: Some(vec![ValidatingWebhook {
             name: "validate.flink.apache.org".into(),
             admission_review_versions: vec!["v1".into()],
@@ -88,13 +97,15 @@ pub fn validating(settings: &Settings) -> ValidatingWebhookConfiguration {
             timeout_seconds: Some(settings.timeout_seconds),
             ..ValidatingWebhook::default()
         }]),
-        ..ValidatingWebhookConfiguration::default()
     }
 }
 
 pub fn mutating(settings: &Settings) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
-        metadata: ObjectMeta { name: Some(NAME.into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(NAME.into()),
+            ..ObjectMeta::default()
+        },
         webhooks: Some(vec![MutatingWebhook {
             name: "mutate.flink.apache.org".into(),
             admission_review_versions: vec!["v1".into()],
@@ -108,7 +119,6 @@ pub fn mutating(settings: &Settings) -> MutatingWebhookConfiguration {
             timeout_seconds: Some(settings.timeout_seconds),
             ..MutatingWebhook::default()
         }]),
-        ..MutatingWebhookConfiguration::default()
     }
 }
 
@@ -136,16 +146,35 @@ mod tests {
         };
         let v = validating(&settings);
         let hook = &v.webhooks.as_ref().unwrap()[0];
-        assert_eq!(hook.client_config.url.as_deref(), Some("https://127.0.0.1:9443/validate"));
+        assert_eq!(
+            hook.client_config.url.as_deref(),
+            Some("https://127.0.0.1:9443/validate")
+        );
         assert_eq!(hook.side_effects, "None");
         assert!(hook.namespace_selector.is_none());
-        settings.target = Target::Service { namespace: "ops".into(), name: "flink-operator-webhook".into(), port: 443 };
+        settings.target = Target::Service {
+            namespace: "ops".into(),
+            name: "flink-operator-webhook".into(),
+            port: 443,
+        };
         settings.namespaces = vec!["a".into(), "b".into()];
         let m = mutating(&settings);
         let hook = &m.webhooks.as_ref().unwrap()[0];
-        assert_eq!(hook.client_config.service.as_ref().unwrap().path.as_deref(), Some("/mutate"));
-        let selector = hook.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap();
-        assert_eq!(selector[0].values.as_ref().unwrap(), &vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            hook.client_config.service.as_ref().unwrap().path.as_deref(),
+            Some("/mutate")
+        );
+        let selector = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            selector[0].values.as_ref().unwrap(),
+            &vec!["a".to_string(), "b".to_string()]
+        );
         assert!(yaml(&settings).unwrap().contains("caBundle: UEVN"));
     }
 }

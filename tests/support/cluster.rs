@@ -22,7 +22,8 @@ impl ControlPlane {
     /// Starts a fresh local control plane (or attaches to an existing cluster) and installs nothing yet.
     pub fn start() -> ControlPlane {
         if std::env::var("USE_EXISTING_CLUSTER").as_deref() == Ok("true") {
-            let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("USE_EXISTING_CLUSTER=true needs KUBECONFIG"));
+            let kubeconfig =
+                PathBuf::from(std::env::var("KUBECONFIG").expect("USE_EXISTING_CLUSTER=true needs KUBECONFIG"));
             return ControlPlane {
                 admin_kubeconfig: kubeconfig.clone(),
                 operator_kubeconfig: kubeconfig,
@@ -32,7 +33,12 @@ impl ControlPlane {
         }
         let workdir = tempfile::Builder::new().prefix("flink-op-e2e-").tempdir().unwrap();
         let script = repo().join("tests/env/controlplane.sh");
-        let out = Command::new("bash").arg(&script).arg("up").arg(workdir.path()).output().unwrap();
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("up")
+            .arg(workdir.path())
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "control plane did not start (run tests/env/install.sh first on a fresh machine):\n{}\n{}",
@@ -50,7 +56,12 @@ impl ControlPlane {
 
     /// Runs kubectl as admin.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(&self.admin_kubeconfig).args(args).output().unwrap()
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.admin_kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// Runs kubectl as admin and panics unless it succeeds; returns stdout.
@@ -98,7 +109,11 @@ impl ControlPlane {
         if !self.local {
             return;
         }
-        self.kubectl_ok(&["apply", "-f", repo().join("manifests/operator-clusterrole.yaml").to_str().unwrap()]);
+        self.kubectl_ok(&[
+            "apply",
+            "-f",
+            repo().join("manifests/operator-clusterrole.yaml").to_str().unwrap(),
+        ]);
         let binding = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -113,7 +128,12 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
     /// Registers the operator's webhook (at `https://127.0.0.1:port`) with the API server.
     pub fn register_webhook(&self, port: u16, ca_file: &Path) {
         let out = Command::new(super::operator_bin())
-            .args(["webhook-config", "--url", &format!("https://127.0.0.1:{port}"), "--ca-file"])
+            .args([
+                "webhook-config",
+                "--url",
+                &format!("https://127.0.0.1:{port}"),
+                "--ca-file",
+            ])
             .arg(ca_file)
             .args(["--timeout-seconds", "5"])
             .output()
@@ -132,7 +152,11 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         let Some(workdir) = self.workdir.take() else { return };
         let script = repo().join("tests/env/controlplane.sh");
-        let _ = Command::new("bash").arg(&script).arg("down").arg(workdir.path()).output();
+        let _ = Command::new("bash")
+            .arg(&script)
+            .arg("down")
+            .arg(workdir.path())
+            .output();
         if std::thread::panicking() {
             // Keep the logs of a failed run.
             let kept = workdir.keep();

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
+# (etcd, openssl, jq, prometheus) plus kube-apiserver v1.20.2 built from Debian's
+# source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
+# (well under a second) when everything is already installed and cached.
+#
+#   install.sh            # etcd + kube-apiserver (+ prometheus, openssl, jq)
+#   install.sh --node     # also kube-controller-manager kube-scheduler kubelet kube-proxy
+#
+# The packages the node itself needs (containerd, runc, CNI plugins, ...) are
+# not installed here.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+node=
+for arg in "$@"; do
+    case $arg in
+    --node) node=1 ;;
+    -h | --help)
+        print_header
+        exit 0
+        ;;
+    *) die "unknown argument: $arg (usage: install.sh [--node])" ;;
+    esac
+done
+
+start=$(now)
+build_args=()
+if [[ -n $node ]]; then
+    build_args=(--all)
+fi
+
+# Runtime packages. etcd-server is skipped when ETCD_BIN points elsewhere.
+runtime_pkgs=(openssl jq curl)
+if [[ -z ${ETCD_BIN:-} ]]; then
+    runtime_pkgs+=(etcd-server)
+fi
+# Installed on their own with --no-install-recommends.
+norec_pkgs=(prometheus)
+
+# ------------------------------------------------------------- fast path
+# Everything present? Then do not touch apt at all.
+mapfile -t missing < <(pkgs_missing "${runtime_pkgs[@]}" "${norec_pkgs[@]}")
+if ((${#missing[@]} == 0)) && command -v kubectl >/dev/null &&
+    "$ENV_DIR/build-kube.sh" --check "${build_args[@]}"; then
+    log "everything installed and cached ($(elapsed "$start")s)"
+    exit 0
+fi
+
+# ------------------------------------------------------------- packages
+[[ $(id -u) == 0 ]] || die "install.sh needs root (apt-get)"
+# The Debian packages ship etcd and prometheus services; the install must not
+# leave any running (policy-rc.d blocks them, and apt_ensure double-checks).
+export APT_ENSURE_NO_DAEMONS="etcd:etcd prometheus:prometheus"
+apt_ensure "${runtime_pkgs[@]}"
+apt_ensure --no-install-recommends "${norec_pkgs[@]}"
+
+if ! command -v kubectl >/dev/null; then
+    # kubectl (v1.32) is preinstalled on the project's machines; fall back to
+    # Debian's client of the same release as the server.
+    warn "kubectl not found; installing Debian's kubernetes-client"
+    apt_ensure kubernetes-client
+fi
+[[ -n ${ETCD_BIN:-} ]] || command -v etcd >/dev/null || die "etcd not found after installing etcd-server"
+
+# ------------------------------------------------------------- kubernetes
+"$ENV_DIR/build-kube.sh" "${build_args[@]}"
+
+log "done in $(elapsed "$start")s"
