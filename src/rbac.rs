@@ -31,6 +31,25 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["flinkdeployments/status", "flinksessionjobs/status"],
             &["get", "patch"],
         ),
+        // Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
+        rule("flink.apache.org", &["flinkdeployments/finalizers"], &["update"]),
+        // The Flink clusters: server-side apply (patch, and create when apply creates the object), watches
+        // for JobManager status, delete on cleanup.
+        rule(
+            "apps",
+            &["deployments"],
+            &["get", "list", "watch", "create", "patch", "delete"],
+        ),
+        rule(
+            "",
+            &["services", "configmaps"],
+            &["get", "list", "create", "patch", "delete"],
+        ),
+        rule(
+            "networking.k8s.io",
+            &["ingresses"],
+            &["get", "create", "patch", "delete"],
+        ),
         // Events for users (kubectl describe); patch updates a repeated event's count.
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]

@@ -4,6 +4,8 @@
 //! validation, so that an invalid spec admitted while the webhook was off is reported in
 //! `status.error` and as a Warning `ValidationError` event.
 
+mod decide;
+mod deployment;
 mod validate;
 
 use std::sync::Arc;
@@ -13,13 +15,16 @@ use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, reflector::reflector as reflect, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use k8s_openapi::api::apps::v1::Deployment;
+
 use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
+use crate::resources;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
 
@@ -73,7 +78,7 @@ pub fn watch_gates(namespaces: &Namespaces) -> Vec<String> {
         Namespaces::Only(list) => list.clone(),
     };
     let mut gates = vec!["crds".to_string()];
-    for kind in ["flinkdeployments", "flinksessionjobs"] {
+    for kind in ["flinkdeployments", "deployments", "flinksessionjobs"] {
         gates.extend(scopes.iter().map(|ns| format!("watch:{kind}:{ns}")));
     }
     gates
@@ -105,7 +110,23 @@ pub async fn run(
 
     let mut tasks = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
-        let controller = Controller::new(api, watcher::Config::default());
+        // Owned Deployments wake their FlinkDeployment when their status changes; their watch counts
+        // for readiness like the main one.
+        let owned: Api<Deployment> = match &namespaces {
+            Namespaces::All => Api::all(client.clone()),
+            Namespaces::Only(_) => Api::namespaced(client.clone(), &ns),
+        };
+        let managed =
+            watcher::Config::default().labels(&format!("{}={}", resources::MANAGED_BY_LABEL, resources::MANAGED_BY));
+        let (owned_store, writer) = reflector::store::<Deployment>();
+        let owned_events = reflect(writer, watcher(owned, managed).default_backoff()).touched_objects();
+        tasks.push(tokio::spawn(mark_synced(
+            owned_store,
+            health.clone(),
+            format!("watch:deployments:{ns}"),
+            shutdown.clone(),
+        )));
+        let controller = Controller::new(api, watcher::Config::default()).owns_stream(owned_events);
         tasks.push(tokio::spawn(mark_synced(
             controller.store(),
             health.clone(),
@@ -114,7 +135,7 @@ pub async fn run(
         )));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
-            .run(validate::reconcile_deployment, validate::error_policy, ctx.clone())
+            .run(deployment::reconcile, deployment::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
         tasks.push(tokio::spawn(run));
     }

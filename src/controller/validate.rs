@@ -1,4 +1,4 @@
-//! Reconcile step one: run the shared validation and report its outcome in status and events.
+//! FlinkSessionJob reconcile, first cut: run the shared validation and report its outcome in status and events.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,29 +12,11 @@ use serde_json::json;
 use tracing::warn;
 
 use super::{Context, Error, MANAGER};
-use crate::crd::{FlinkDeployment, FlinkSessionJob};
+use crate::crd::FlinkSessionJob;
 use crate::validation;
 
 /// Event notes are limited to 1 kB by the API.
 const MAX_NOTE: usize = 1000;
-
-pub async fn reconcile_deployment(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let error = validation::validate_deployment(&fd, None, &ctx.defaults)
-        .err()
-        .map(|v| v.to_string());
-    let status = fd.status.as_ref();
-    let result = report(
-        fd.as_ref(),
-        status.and_then(|s| s.error.as_deref()),
-        status.and_then(|s| s.observed_generation),
-        error,
-        &ctx,
-    )
-    .await;
-    observe(&ctx, "FlinkDeployment", started, &result);
-    result
-}
 
 pub async fn reconcile_session_job(job: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -115,7 +97,7 @@ where
     Ok(Action::await_change())
 }
 
-fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

@@ -171,3 +171,66 @@ fn parse_env(text: &str) -> HashMap<String, String> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
 }
+
+/// A control plane with the CRDs, the operator's RBAC, the operator itself (under its own identity) and,
+/// optionally, its webhook registered with the API server.
+pub struct OperatorEnv {
+    pub operator: super::Operator,
+    pub cluster: ControlPlane,
+    pub certs: tempfile::TempDir,
+}
+
+impl OperatorEnv {
+    pub async fn start(with_webhook: bool) -> OperatorEnv {
+        let cluster = ControlPlane::start();
+        cluster.install_crds();
+        cluster.grant_operator_rbac();
+        let certs = tempfile::tempdir().unwrap();
+        super::write_certs(certs.path());
+        let cert = certs.path().join("tls.crt");
+        let key = certs.path().join("tls.key");
+        let mut args = vec![
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ];
+        if !with_webhook {
+            args.push("--no-webhook");
+        }
+        let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
+        let mut operator =
+            super::Operator::start(&args, &[("KUBECONFIG", &kubeconfig)], certs.path().join("operator.log"));
+        operator.wait_ready(std::time::Duration::from_secs(60)).await;
+        if with_webhook {
+            cluster.register_webhook(operator.webhook_port, &certs.path().join("ca.crt"));
+        }
+        OperatorEnv {
+            operator,
+            cluster,
+            certs,
+        }
+    }
+
+    /// kubectl get ... -o json as admin.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.cluster.kubectl_ok(&all)).unwrap()
+    }
+
+    /// Whether `kubectl get` finds the object.
+    pub fn exists(&self, args: &[&str]) -> bool {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        self.cluster.kubectl(&all).status.success()
+    }
+}
+
+impl Drop for OperatorEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("operator logs:\n{}", self.operator.logs());
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The FlinkDeployment reconciler: observe -> decide (pure, in `decide`) -> act.
+//!
+//! Objects are applied with server-side apply under one field manager, and only when the built object
+//! differs from what was last applied (a hash annotation), so a steady state makes no API writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::decide::{self, DeploymentView, StatusInputs};
+use super::{Context, MANAGER};
+use crate::crd::{FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, JobManagerDeploymentStatus, UpgradeMode};
+use crate::resources::{self, ClusterObjects, Deploy};
+use crate::validation;
+
+/// Finalizer that keeps a FlinkDeployment until its cluster is cleaned up (upstream's name).
+pub const FINALIZER: &str = "flinkdeployments.flink.apache.org/finalizer";
+/// Hash of the object as last applied; equal hash = nothing to apply.
+pub const APPLIED_HASH: &str = "flink.apache.org/applied-hash";
+/// How often a healthy resource is looked at again even without events.
+const RESYNC: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot apply the JobManager Deployment: {0}")]
+    ApplyJobManagerDeployment(#[source] kube::Error),
+    #[error("cannot apply the TaskManager Deployment: {0}")]
+    ApplyTaskManagerDeployment(#[source] kube::Error),
+    #[error("cannot apply Service: {0}")]
+    ApplyService(#[source] kube::Error),
+    #[error("cannot apply the Flink configuration ConfigMap: {0}")]
+    ApplyConfigMap(#[source] kube::Error),
+    #[error("cannot apply the Ingress: {0}")]
+    ApplyIngress(#[source] kube::Error),
+    #[error("cannot write status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("cannot delete {what}: {source}")]
+    DeleteObject { what: String, source: kube::Error },
+    #[error("cannot list the FlinkSessionJobs of the session cluster: {0}")]
+    ListSessionJobs(#[source] kube::Error),
+    #[error("session jobs still run on this cluster: {0}; delete them first")]
+    SessionJobsRemain(String),
+    #[error("the cluster's objects are still being deleted")]
+    CleanupPending,
+    #[error("object has no namespace")]
+    NoNamespace,
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// Stable PascalCase reason for events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ApplyJobManagerDeployment(_) => "ApplyJobManagerDeployment",
+            Error::ApplyTaskManagerDeployment(_) => "ApplyTaskManagerDeployment",
+            Error::ApplyService(_) => "ApplyService",
+            Error::ApplyConfigMap(_) => "ApplyConfigMap",
+            Error::ApplyIngress(_) => "ApplyIngress",
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::DeleteObject { .. } | Error::SessionJobsRemain(_) | Error::ListSessionJobs(_) => "CleanupFailed",
+            Error::CleanupPending => "CleanupPending",
+            Error::NoNamespace => "NoNamespace",
+            Error::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = fd.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, fd.clone(), |event| async {
+        match event {
+            Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
+            Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciliations
+        .with_label_values(&["FlinkDeployment", outcome])
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&["FlinkDeployment"])
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = &result
+        && !matches!(e, Error::CleanupPending)
+    {
+        publish(
+            &ctx,
+            fd.as_ref(),
+            EventType::Warning,
+            e.reason(),
+            &e.to_string(),
+            "Reconcile",
+        )
+        .await;
+    }
+    result
+}
+
+pub fn error_policy(_: Arc<FlinkDeployment>, error: &Error, _: Arc<Context>) -> Action {
+    match error {
+        Error::CleanupPending => Action::requeue(Duration::from_secs(2)),
+        _ => {
+            warn!(%error, "reconcile failed; retrying");
+            Action::requeue(Duration::from_secs(10))
+        }
+    }
+}
+
+async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let previous = fd.status.clone().unwrap_or_default();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+
+    // A spec that breaks a rule is reported; the last valid spec keeps running untouched.
+    let checked = validation::validate_deployment(fd, None, &ctx.defaults)
+        .map_err(|v| v.to_string())
+        .and_then(|()| resources::build(fd, &ctx.defaults, Deploy::default()).map_err(|e| e.to_string()));
+    let had_jobmanager = previous
+        .job_manager_deployment_status
+        .is_some_and(|s| s != JobManagerDeploymentStatus::Missing);
+    let (error, deployed_spec, jobmanager) = match checked {
+        Err(error) => {
+            if previous.error.as_deref() != Some(error.as_str()) {
+                publish(ctx, fd, EventType::Warning, "ValidationError", &error, "Validate").await;
+            }
+            let jobmanager = deployments.get_opt(&fd.name_any()).await.ok().flatten();
+            if jobmanager.is_none() && had_jobmanager {
+                publish(
+                    ctx,
+                    fd,
+                    EventType::Warning,
+                    "Missing",
+                    "the JobManager Deployment is gone",
+                    "Observe",
+                )
+                .await;
+            }
+            (Some(error), None, jobmanager)
+        }
+        Ok(objects) => {
+            let spec_json = serde_json::to_string(&fd.spec).unwrap_or_default();
+            for (reason, note) in decide::spec_events(&previous, Some(&spec_json)) {
+                publish(ctx, fd, EventType::Normal, reason, &note, "Deploy").await;
+            }
+            let (jobmanager, created) = apply_objects(ctx, namespace, objects).await?;
+            if created && had_jobmanager {
+                let note = "the JobManager Deployment was gone; deployed it again";
+                publish(ctx, fd, EventType::Warning, "Missing", note, "Observe").await;
+            }
+            (None, Some(spec_json), Some(jobmanager))
+        }
+    };
+    let view = jobmanager.as_ref().map(DeploymentView::of);
+    let name = fd.name_any();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let status = decide::next_status(StatusInputs {
+        generation: fd.metadata.generation,
+        previous: &previous,
+        deployed_spec,
+        error,
+        jobmanager: decide::jobmanager_status(view.as_ref(), false),
+        taskmanager_selector: format!("app={name},component=taskmanager"),
+        taskmanager_replicas: taskmanager_replicas(fd, ctx),
+        now_millis: now.as_millisecond(),
+        now: Time(now),
+    });
+    write_status(ctx, namespace, &name, &previous, &status).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+fn taskmanager_replicas(fd: &FlinkDeployment, ctx: &Context) -> i32 {
+    resources::Cluster::new(fd, &ctx.defaults, Deploy::default())
+        .and_then(|cluster| resources::standalone::taskmanager_replicas(&cluster))
+        .unwrap_or(0)
+}
+
+/// Applies every object of the cluster that changed; returns the JobManager Deployment as it is now and
+/// whether it had to be created.
+async fn apply_objects(ctx: &Context, namespace: &str, objects: ClusterObjects) -> Result<(Deployment, bool), Error> {
+    let client = &ctx.client;
+    apply_if_changed(client, namespace, objects.config_map, Error::ApplyConfigMap).await?;
+    for service in objects.services {
+        apply_if_changed::<Service>(client, namespace, service, Error::ApplyService).await?;
+    }
+    let jobmanager = apply_if_changed(client, namespace, objects.jobmanager, Error::ApplyJobManagerDeployment).await?;
+    if let Some(taskmanager) = objects.taskmanager {
+        apply_if_changed(client, namespace, taskmanager, Error::ApplyTaskManagerDeployment).await?;
+    }
+    if let Some(ingress) = objects.ingress {
+        apply_if_changed::<Ingress>(client, namespace, ingress, Error::ApplyIngress).await?;
+    }
+    Ok(jobmanager)
+}
+
+fn hash_of<K: Serialize>(object: &K) -> String {
+    let bytes = serde_json::to_vec(object).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Server-side applies `object` unless the live object carries the same applied hash; returns the
+/// object as it is now and whether it had to be created.
+async fn apply_if_changed<K>(
+    client: &kube::Client,
+    namespace: &str,
+    mut object: K,
+    error: fn(kube::Error) -> Error,
+) -> Result<(K, bool), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = object.name_any();
+    let hash = hash_of(&object);
+    let live = api.get_opt(&name).await.map_err(error)?;
+    let created = live.is_none();
+    if let Some(live) = live
+        && live.annotations().get(APPLIED_HASH) == Some(&hash)
+    {
+        return Ok((live, false));
+    }
+    object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
+    info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
+    let applied = api
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
+        .await
+        .map_err(error)?;
+    Ok((applied, created))
+}
+
+async fn write_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    previous: &FlinkDeploymentStatus,
+    status: &FlinkDeploymentStatus,
+) -> Result<(), Error> {
+    if previous == status {
+        return Ok(());
+    }
+    let old = serde_json::to_value(previous).unwrap_or_default();
+    let new = serde_json::to_value(status).unwrap_or_default();
+    let patch = serde_json::json!({ "status": decide::merge_patch(&old, &new) });
+    let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+/// Deletes the cluster: TaskManagers, then the JobManager, then Services, configuration, Ingress, and for
+/// stateless jobs the HA data. A session cluster waits until no session job uses it.
+async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let name = fd.name_any();
+    if fd.spec.job.is_none() {
+        let jobs: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), namespace);
+        let users: Vec<String> = jobs
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::ListSessionJobs)?
+            .items
+            .into_iter()
+            .filter(|j| j.spec.deployment_name.as_deref() == Some(name.as_str()))
+            .map(|j| j.name_any())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::SessionJobsRemain(users.join(", ")));
+        }
+    }
+    let previous = fd.status.clone().unwrap_or_default();
+    if previous.lifecycle_state != Some(crate::crd::ResourceLifecycleState::Deleting) {
+        let mut deleting = previous.clone();
+        deleting.lifecycle_state = Some(crate::crd::ResourceLifecycleState::Deleting);
+        write_status(ctx, namespace, &name, &previous, &deleting).await?;
+    }
+
+    let client = &ctx.client;
+    let taskmanager = format!("{name}-taskmanager");
+    delete::<Deployment>(client, namespace, &taskmanager).await?;
+    delete::<Deployment>(client, namespace, &name).await?;
+    delete::<Service>(client, namespace, &name).await?;
+    delete::<Service>(client, namespace, &format!("{name}-rest")).await?;
+    delete::<ConfigMap>(client, namespace, &format!("flink-config-{name}")).await?;
+    delete::<Ingress>(client, namespace, &name).await?;
+    let stateless = fd
+        .spec
+        .job
+        .as_ref()
+        .is_none_or(|j| j.upgrade_mode() == UpgradeMode::Stateless);
+    if stateless {
+        // Flink's Kubernetes HA keeps its leader and checkpoint pointers in labelled ConfigMaps.
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let selector = format!("app={name},configmap-type=high-availability");
+        let ha = configmaps
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| Error::DeleteObject {
+                what: "HA ConfigMaps".into(),
+                source,
+            })?;
+        for cm in ha.items {
+            delete::<ConfigMap>(client, namespace, &cm.name_any()).await?;
+        }
+    }
+    // Done only when the JobManager and TaskManagers are really gone (deletion can be asynchronous).
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    for deployment in [&name, &taskmanager] {
+        let live = deployments
+            .get_opt(deployment)
+            .await
+            .map_err(|source| Error::DeleteObject {
+                what: format!("Deployment {namespace}/{deployment}"),
+                source,
+            })?;
+        if live.is_some() {
+            return Err(Error::CleanupPending);
+        }
+    }
+    publish(
+        ctx,
+        fd,
+        EventType::Normal,
+        "Cleanup",
+        "the Flink cluster was deleted",
+        "Delete",
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Deletes one object (absent is fine).
+async fn delete<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let what = || format!("{} {namespace}/{name}", K::kind(&()));
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::DeleteObject { what: what(), source }),
+    }
+}
+
+async fn publish(ctx: &Context, fd: &FlinkDeployment, type_: EventType, reason: &str, note: &str, action: &str) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(super::validate::truncate(note, 1000)),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &fd.object_ref(&())).await {
+        warn!(error = %e, reason, "event lost");
+    }
+}

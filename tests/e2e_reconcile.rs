@@ -1,0 +1,309 @@
+//! e2e of the FlinkDeployment reconciler on a real control plane (no node: Deployments are stored, no pod
+//! runs, so the test plays availability by writing the Deployment status subresource). The operator runs
+//! under exactly its own RBAC: a missing permission fails these tests.
+//!
+//! Set `FLINK_OPERATOR_SKIP_E2E=1` to skip locally (CI never does).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::cluster::OperatorEnv;
+use support::eventually;
+
+fn skip() -> bool {
+    let skip = std::env::var("FLINK_OPERATOR_SKIP_E2E").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("FLINK_OPERATOR_SKIP_E2E=1: e2e skipped");
+    }
+    skip
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn status_field(env: &OperatorEnv, name: &str, pointer: &str, expected: &str) -> Value {
+    eventually(&format!("{name} {pointer} == {expected}"), WAIT, || async {
+        let d = env.get_json(&["get", "flinkdep", name]);
+        (d.pointer(pointer).and_then(Value::as_str) == Some(expected)).then_some(d)
+    })
+    .await
+}
+
+/// Plays the Deployment controller: marks `name` as available (or failed) through the status subresource.
+fn set_deployment_status(env: &OperatorEnv, name: &str, status: Value) {
+    let deployment = env.get_json(&["get", "deployment", name]);
+    let mut patched = deployment.clone();
+    patched["status"] = status;
+    let body = serde_json::to_string(&patched).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.json");
+    std::fs::write(&file, body).unwrap();
+    // kubectl 1.32 has --subresource; replace writes the status subresource of the stored object.
+    env.cluster
+        .kubectl_ok(&["replace", "--subresource=status", "-f", file.to_str().unwrap()]);
+}
+
+fn owner_is(object: &Value, kind: &str, name: &str) {
+    let owners = object["metadata"]["ownerReferences"]
+        .as_array()
+        .expect("ownerReferences");
+    assert!(
+        owners
+            .iter()
+            .any(|o| o["kind"] == kind && o["name"] == name && o["controller"] == true),
+        "{} not owned by {kind}/{name}: {owners:?}",
+        object["metadata"]["name"]
+    );
+}
+
+fn events_with_reason(env: &OperatorEnv, name: &str, reason: &str) -> Vec<Value> {
+    let events = env.get_json(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+    ]);
+    events["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn native_application_objects_status_walk_and_cleanup() {
+    if skip() {
+        return;
+    }
+    let env = OperatorEnv::start(false).await;
+    let name = "basic-example";
+    env.cluster.kubectl_ok(&["apply", "-f", &example("basic.yaml")]);
+
+    // The objects Flink's native client would create, owned by the FlinkDeployment.
+    let jm = eventually("the JobManager Deployment", WAIT, || async {
+        env.exists(&["deployment", name])
+            .then(|| env.get_json(&["get", "deployment", name]))
+    })
+    .await;
+    owner_is(&jm, "FlinkDeployment", name);
+    assert_eq!(jm["metadata"]["labels"]["type"], "flink-native-kubernetes");
+    assert_eq!(jm["spec"]["selector"]["matchLabels"]["component"], "jobmanager");
+    let container = &jm["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "flink-main-container");
+    assert!(
+        container["args"].to_string().contains("kubernetes-application"),
+        "{container}"
+    );
+    assert_eq!(jm["spec"]["template"]["spec"]["serviceAccountName"], "flink");
+    let cm = env.get_json(&["get", "configmap", &format!("flink-config-{name}")]);
+    owner_is(&cm, "FlinkDeployment", name);
+    let conf = cm["data"]["flink-conf.yaml"]
+        .as_str()
+        .or(cm["data"]["config.yaml"].as_str())
+        .expect("config file");
+    assert!(conf.contains("kubernetes.cluster-id: basic-example"), "{conf}");
+    assert!(
+        !conf.contains("kubernetes.operator."),
+        "operator keys passed to Flink:\n{conf}"
+    );
+    for service in [name.to_string(), format!("{name}-rest")] {
+        owner_is(&env.get_json(&["get", "service", &service]), "FlinkDeployment", name);
+    }
+    assert!(
+        !env.exists(&["deployment", &format!("{name}-taskmanager")]),
+        "native mode got a TaskManager Deployment"
+    );
+
+    // Status walks DEPLOYING -> DEPLOYED_NOT_READY as the Deployment becomes available.
+    let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
+    assert_eq!(d["status"]["lifecycleState"], "DEPLOYED");
+    assert_eq!(d["status"]["observedGeneration"], d["metadata"]["generation"]);
+    assert!(
+        d["metadata"]["finalizers"]
+            .to_string()
+            .contains("flinkdeployments.flink.apache.org/finalizer")
+    );
+    assert_eq!(
+        d["status"]["taskManager"]["labelSelector"],
+        "app=basic-example,component=taskmanager"
+    );
+    assert!(
+        d["status"]["reconciliationStatus"]["lastReconciledSpec"]
+            .as_str()
+            .unwrap()
+            .contains("KeyedCounter")
+    );
+    assert!(!events_with_reason(&env, name, "Submit").is_empty());
+    set_deployment_status(
+        &env,
+        name,
+        json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
+    );
+    let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYED_NOT_READY").await;
+    let ready = &d["status"]["conditions"][0];
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("False"))
+    );
+
+    // Quiet when nothing changes: a reconcile of an unchanged resource writes nothing.
+    let versions = |env: &OperatorEnv| -> Vec<String> {
+        ["deployment", "service", "configmap"]
+            .iter()
+            .flat_map(|kind| {
+                env.get_json(&["get", kind, "-l", "app=basic-example"])["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| format!("{}/{}", o["metadata"]["name"], o["metadata"]["resourceVersion"]))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let before = versions(&env);
+    let status_before = env.get_json(&["get", "flinkdep", name])["status"].clone();
+    let reconciles = || async {
+        let text = reqwest::get(env.operator.admin_url("/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with(r#"flink_operator_reconciliations_total{kind="FlinkDeployment",result="ok"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let count = reconciles().await.unwrap();
+    // An annotation change triggers a reconcile without changing the spec.
+    env.cluster.kubectl_ok(&["annotate", "flinkdep", name, "touched=1"]);
+    eventually("a reconcile after the annotation", WAIT, || async {
+        reconciles().await.filter(|n| *n > count)
+    })
+    .await;
+    assert_eq!(versions(&env), before, "owned objects were rewritten in steady state");
+    assert_eq!(
+        env.get_json(&["get", "flinkdep", name])["status"],
+        status_before,
+        "status rewritten in steady state"
+    );
+
+    // A failing JobManager Deployment is an ERROR and the lifecycle FAILED.
+    set_deployment_status(
+        &env,
+        name,
+        json!({"replicas": 1, "availableReplicas": 0, "conditions": [{"type": "ReplicaFailure", "status": "True",
+               "reason": "FailedCreate", "message": "pods \"x\" is forbidden: exceeded quota"}]}),
+    );
+    let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "ERROR").await;
+    assert_eq!(d["status"]["lifecycleState"], "FAILED");
+
+    // A vanished JobManager Deployment is reported and deployed again.
+    env.cluster.kubectl_ok(&["delete", "deployment", name]);
+    eventually("a Missing event", WAIT, || async {
+        (!events_with_reason(&env, name, "Missing").is_empty()).then_some(())
+    })
+    .await;
+    status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
+
+    // A spec change is applied (the config changes) and announced.
+    env.cluster.kubectl_ok(&[
+        "patch",
+        "flinkdep",
+        name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"flinkConfiguration":{"pipeline.name":"renamed"}}}"#,
+    ]);
+    eventually("the new configuration", WAIT, || async {
+        let cm = env.get_json(&["get", "configmap", &format!("flink-config-{name}")]);
+        cm["data"].to_string().contains("pipeline.name: renamed").then_some(())
+    })
+    .await;
+    eventually("a SpecChanged event", WAIT, || async {
+        (!events_with_reason(&env, name, "SpecChanged").is_empty()).then_some(())
+    })
+    .await;
+
+    // Deletion removes everything, then the resource itself.
+    env.cluster.kubectl_ok(&["delete", "flinkdep", name, "--timeout=60s"]);
+    for object in [
+        vec!["deployment", name],
+        vec!["service", name],
+        vec!["service", "basic-example-rest"],
+        vec!["configmap", "flink-config-basic-example"],
+    ] {
+        assert!(!env.exists(&object), "{object:?} left behind");
+    }
+    assert!(!events_with_reason(&env, name, "Cleanup").is_empty() || !env.exists(&["flinkdep", name]));
+}
+
+#[tokio::test]
+async fn standalone_application_objects_and_session_cluster_cleanup_order() {
+    if skip() {
+        return;
+    }
+    let env = OperatorEnv::start(false).await;
+    let name = "standalone-application-example";
+    env.cluster
+        .kubectl_ok(&["apply", "-f", &example("standalone-application.yaml")]);
+    let tm = eventually("the TaskManager Deployment", WAIT, || async {
+        let tm = format!("{name}-taskmanager");
+        env.exists(&["deployment", &tm])
+            .then(|| env.get_json(&["get", "deployment", &tm]))
+    })
+    .await;
+    owner_is(&tm, "FlinkDeployment", name);
+    assert_eq!(tm["spec"]["replicas"], 1);
+    let jm = env.get_json(&["get", "deployment", name]);
+    for pod in [&jm, &tm] {
+        // The standalone promise: Flink pods get no Kubernetes credentials.
+        assert_eq!(pod["spec"]["template"]["spec"]["automountServiceAccountToken"], false);
+    }
+    let args = jm["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("standalone-job") && args.contains("--job-classname"),
+        "{args}"
+    );
+    assert_eq!(jm["metadata"]["labels"]["type"], "flink-standalone-kubernetes");
+
+    // A session cluster is not deleted while a session job points at it.
+    env.cluster
+        .kubectl_ok(&["apply", "-f", &example("basic-session-deployment-only.yaml")]);
+    env.cluster
+        .kubectl_ok(&["apply", "-f", &example("basic-session-job-only.yaml")]);
+    let session = "basic-session-cluster";
+    eventually("the session JobManager", WAIT, || async {
+        env.exists(&["deployment", session]).then_some(())
+    })
+    .await;
+    env.cluster.kubectl_ok(&["delete", "flinkdep", session, "--wait=false"]);
+    let event = eventually("a CleanupFailed event naming the job", WAIT, || async {
+        events_with_reason(&env, session, "CleanupFailed").into_iter().next()
+    })
+    .await;
+    assert!(event.to_string().contains("basic-session-job-example"), "{event}");
+    assert!(env.exists(&["flinkdep", session]) && env.exists(&["deployment", session]));
+    env.cluster
+        .kubectl_ok(&["delete", "sessionjob", "basic-session-job-example"]);
+    eventually("the session cluster to be deleted", Duration::from_secs(60), || async {
+        (!env.exists(&["flinkdep", session]) && !env.exists(&["deployment", session])).then_some(())
+    })
+    .await;
+
+    env.cluster.kubectl_ok(&["delete", "flinkdep", name, "--timeout=60s"]);
+    assert!(!env.exists(&["deployment", name]) && !env.exists(&["deployment", &format!("{name}-taskmanager")]));
+}
