@@ -32,7 +32,7 @@ k apply -f "$REPO/manifests/operator-clusterrole.yaml" >/dev/null
 k create clusterrolebinding flink-operator --clusterrole=flink-operator --user="$OPERATOR_USER" >/dev/null
 
 "$BIN" certs --out "$DEV_DIR/certs" --dns localhost --ip 127.0.0.1
-read -r WEBHOOK_PORT ADMIN_PORT < <(free_ports 2 | tr '\n' ' ')
+{ read -r WEBHOOK_PORT; read -r ADMIN_PORT; } < <(free_ports 2)
 KUBECONFIG=$OPERATOR_KUBECONFIG nohup "$BIN" run \
     --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --admin-addr "127.0.0.1:$ADMIN_PORT" \
     --tls-cert-file "$DEV_DIR/certs/tls.crt" --tls-key-file "$DEV_DIR/certs/tls.key" \
