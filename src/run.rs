@@ -84,6 +84,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let mut parts: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
 
+    // The admin server outlives the other parts' drain, so probes keep answering (503) until the end.
+    let admin_stop = CancellationToken::new();
     let admin_listener = TcpListener::bind(opts.admin_addr)
         .await
         .with_context(|| format!("cannot listen on --admin-addr {}", opts.admin_addr))?;
@@ -96,7 +98,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             None,
             admin::router(health.clone(), metrics.clone()),
             limits.clone(),
-            shutdown.clone(),
+            admin_stop.clone(),
         ),
     ));
 
@@ -186,7 +188,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
 
     let mut failure = None;
-    while let Some(joined) = parts.join_next().await {
+    loop {
+        if shutdown.is_cancelled() && parts.len() <= 1 {
+            admin_stop.cancel();
+        }
+        let joined = tokio::select! {
+            joined = parts.join_next() => joined,
+            _ = shutdown.cancelled(), if !admin_stop.is_cancelled() && parts.len() <= 1 => continue,
+        };
+        let Some(joined) = joined else { break };
         let (part, outcome) = match joined {
             Ok(done) => done,
             Err(e) => ("task", Err(anyhow::anyhow!("panicked: {e}"))),

@@ -469,3 +469,61 @@ async fn sigterm_drains_and_exits_cleanly() {
     );
     assert!(hook.operator.logs().contains("shutting down"));
 }
+
+#[tokio::test]
+async fn unready_during_drain_while_a_request_is_in_flight() {
+    let mut hook = start_webhook(&["--webhook-request-timeout", "3s", "--shutdown-timeout", "5s"]).await;
+    let addr = format!("127.0.0.1:{}", hook.operator.webhook_port);
+    // A request whose body is still arriving keeps the webhook draining after SIGTERM.
+    let connector = tls_connector(&hook.ca);
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let server_name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut slow = connector.connect(server_name, tcp).await.unwrap();
+    slow.write_all(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        .await
+        .unwrap();
+    slow.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let pid = hook.operator.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let body: Value = eventually(
+        "readiness to turn 503 during the drain",
+        Duration::from_secs(5),
+        || async {
+            let resp = client.get(hook.operator.admin_url("/readyz")).send().await.ok()?;
+            (resp.status() == 503).then_some(())?;
+            resp.json().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(body["shutting_down"], true, "{body}");
+    // Liveness still answers while draining.
+    assert_eq!(
+        client
+            .get(hook.operator.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The in-flight request times out (3 s), the drain ends, the process exits cleanly.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = hook.operator.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running 15 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    drop(slow);
+}
