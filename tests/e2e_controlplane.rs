@@ -420,6 +420,17 @@ async fn prometheus_scrapes_operator_metrics() {
     })
     .await;
     assert!(!reconciles.is_empty());
+    // Resource gauges by kind, namespace and lifecycle state, and by JobManager deployment status.
+    eventually("resource gauges", Duration::from_secs(30), || async {
+        let deployed = prometheus
+            .query(r#"flink_operator_resources{kind="FlinkDeployment",namespace="default",lifecycle_state="DEPLOYED"}"#)
+            .await?;
+        let deploying = prometheus
+            .query(r#"flink_operator_jobmanager_deployments{namespace="default",status="DEPLOYING"}"#)
+            .await?;
+        (deployed.first()?["value"][1] == "1" && deploying.first()?["value"][1] == "1").then_some(())
+    })
+    .await;
     let up = prometheus.query(r#"up{job="flink-operator"}"#).await.unwrap();
     assert_eq!(up[0]["value"][1], "1");
 }

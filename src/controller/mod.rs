@@ -27,6 +27,7 @@ use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
 use crate::resources;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::resources::ResourceCollector;
 
 /// Name this operator reports events and field ownership under.
 pub const MANAGER: &str = "flink-operator";
@@ -109,6 +110,8 @@ pub async fn run(
     });
 
     let mut tasks = Vec::new();
+    let mut deployment_stores = Vec::new();
+    let mut session_job_stores = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
         // Owned Deployments wake their FlinkDeployment when their status changes; their watch counts
         // for readiness like the main one.
@@ -127,6 +130,7 @@ pub async fn run(
             shutdown.clone(),
         )));
         let controller = Controller::new(api, watcher::Config::default()).owns_stream(owned_events);
+        deployment_stores.push(controller.store());
         tasks.push(tokio::spawn(mark_synced(
             controller.store(),
             health.clone(),
@@ -141,6 +145,7 @@ pub async fn run(
     }
     for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
         let controller = Controller::new(api, watcher::Config::default());
+        session_job_stores.push(controller.store());
         tasks.push(tokio::spawn(mark_synced(
             controller.store(),
             health.clone(),
@@ -152,6 +157,10 @@ pub async fn run(
             .run(validate::reconcile_session_job, validate::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
         tasks.push(tokio::spawn(run));
+    }
+    let collector = ResourceCollector::new(deployment_stores, session_job_stores);
+    if let Err(e) = ctx.metrics.register(Box::new(collector)) {
+        warn!(error = %e, "resource gauges unavailable");
     }
     futures::future::join_all(tasks).await;
 }

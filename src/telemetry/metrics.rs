@@ -76,6 +76,11 @@ impl Metrics {
         })
     }
 
+    /// Adds a collector that computes its metrics at scrape time.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut families = self.registry.gather();

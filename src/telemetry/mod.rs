@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod health;
 pub mod metrics;
+pub mod resources;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
