@@ -9,64 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::cluster::ControlPlane;
-use support::{Operator, eventually, write_certs};
-
-fn skip() -> bool {
-    let skip = std::env::var("FLINK_OPERATOR_SKIP_E2E").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("FLINK_OPERATOR_SKIP_E2E=1: e2e skipped");
-    }
-    skip
-}
+use support::cluster::{ControlPlane, OperatorEnv};
+use support::{Operator, eventually, skip_e2e, write_certs};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A control plane with CRDs, RBAC, the operator (webhook + controller) and its webhook registered.
-struct Env {
-    operator: Operator,
-    cluster: ControlPlane,
-    certs: tempfile::TempDir,
-}
-
-async fn start_env(with_webhook: bool) -> Env {
-    let cluster = ControlPlane::start();
-    cluster.install_crds();
-    cluster.grant_operator_rbac();
-    let certs = tempfile::tempdir().unwrap();
-    write_certs(certs.path());
-    let cert = certs.path().join("tls.crt");
-    let key = certs.path().join("tls.key");
-    let mut args = vec![
-        "--tls-cert-file",
-        cert.to_str().unwrap(),
-        "--tls-key-file",
-        key.to_str().unwrap(),
-    ];
-    if !with_webhook {
-        args.push("--no-webhook");
-    }
-    let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
-    let mut operator = Operator::start(&args, &[("KUBECONFIG", &kubeconfig)], certs.path().join("operator.log"));
-    operator.wait_ready(Duration::from_secs(60)).await;
-    if with_webhook {
-        cluster.register_webhook(operator.webhook_port, &certs.path().join("ca.crt"));
-    }
-    Env {
-        operator,
-        cluster,
-        certs,
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("operator logs:\n{}", self.operator.logs());
-        }
-    }
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -81,10 +28,10 @@ fn get_json(cluster: &ControlPlane, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn kubectl_gets_immediate_admission_feedback() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
-    let env = start_env(true).await;
+    let env = OperatorEnv::start(true).await;
     let cluster = &env.cluster;
 
     // Webhook registration takes effect asynchronously in the API server: wait for the first denial.
@@ -201,15 +148,14 @@ async fn kubectl_gets_immediate_admission_feedback() {
         },
     )
     .await;
-    let _ = &env.certs;
 }
 
 #[tokio::test]
 async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
-    let env = start_env(false).await;
+    let env = OperatorEnv::start(false).await;
     let cluster = &env.cluster;
     let file = repo().join("examples/invalid/parallelism-zero.yaml");
     cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
@@ -229,22 +175,9 @@ async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
     .await;
     assert!(error.contains("spec.job.parallelism"), "{error}");
     eventually("a ValidationError event", Duration::from_secs(30), || async {
-        let events = get_json(
-            cluster,
-            &[
-                "get",
-                "events",
-                "--field-selector",
-                &format!("involvedObject.name={name}"),
-            ],
-        );
-        events["items"]
-            .as_array()
-            .is_some_and(|items| {
-                items
-                    .iter()
-                    .any(|e| e["reason"] == "ValidationError" && e["type"] == "Warning")
-            })
+        env.events(&name, "ValidationError")
+            .iter()
+            .any(|e| e["type"] == "Warning")
             .then_some(())
     })
     .await;
@@ -268,7 +201,7 @@ async fn controller_reports_invalid_specs_when_the_webhook_is_off() {
 
 #[tokio::test]
 async fn readiness_waits_for_crds_and_watches() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
     // The operator starts before the CRDs exist: it stays unready and says why.
@@ -386,10 +319,10 @@ impl Drop for Prometheus {
 
 #[tokio::test]
 async fn prometheus_scrapes_operator_metrics() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
-    let env = start_env(true).await;
+    let env = OperatorEnv::start(true).await;
     let cluster = &env.cluster;
     let invalid = repo().join("examples/invalid/missing-flink-version.yaml");
     eventually("a denial through the API server", Duration::from_secs(30), || async {

@@ -11,15 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::cluster::OperatorEnv;
-use support::eventually;
-
-fn skip() -> bool {
-    let skip = std::env::var("FLINK_OPERATOR_SKIP_E2E").is_ok_and(|v| v == "1");
-    if skip {
-        eprintln!("FLINK_OPERATOR_SKIP_E2E=1: e2e skipped");
-    }
-    skip
-}
+use support::{eventually, skip_e2e};
 
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -67,25 +59,9 @@ fn owner_is(object: &Value, kind: &str, name: &str) {
     );
 }
 
-fn events_with_reason(env: &OperatorEnv, name: &str, reason: &str) -> Vec<Value> {
-    let events = env.get_json(&[
-        "get",
-        "events",
-        "--field-selector",
-        &format!("involvedObject.name={name}"),
-    ]);
-    events["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["reason"] == reason)
-        .collect()
-}
-
 #[tokio::test]
 async fn native_application_objects_status_walk_and_cleanup() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
     let env = OperatorEnv::start(false).await;
@@ -146,7 +122,7 @@ async fn native_application_objects_status_walk_and_cleanup() {
             .unwrap()
             .contains("KeyedCounter")
     );
-    assert!(!events_with_reason(&env, name, "Submit").is_empty());
+    assert!(!env.events(name, "Submit").is_empty());
     set_deployment_status(
         &env,
         name,
@@ -214,7 +190,7 @@ async fn native_application_objects_status_walk_and_cleanup() {
     // A vanished JobManager Deployment is reported and deployed again.
     env.cluster.kubectl_ok(&["delete", "deployment", name]);
     eventually("a Missing event", WAIT, || async {
-        (!events_with_reason(&env, name, "Missing").is_empty()).then_some(())
+        (!env.events(name, "Missing").is_empty()).then_some(())
     })
     .await;
     status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
@@ -234,7 +210,7 @@ async fn native_application_objects_status_walk_and_cleanup() {
     })
     .await;
     eventually("a SpecChanged event", WAIT, || async {
-        (!events_with_reason(&env, name, "SpecChanged").is_empty()).then_some(())
+        (!env.events(name, "SpecChanged").is_empty()).then_some(())
     })
     .await;
 
@@ -248,12 +224,12 @@ async fn native_application_objects_status_walk_and_cleanup() {
     ] {
         assert!(!env.exists(&object), "{object:?} left behind");
     }
-    assert!(!events_with_reason(&env, name, "Cleanup").is_empty() || !env.exists(&["flinkdep", name]));
+    assert!(!env.events(name, "Cleanup").is_empty() || !env.exists(&["flinkdep", name]));
 }
 
 #[tokio::test]
 async fn standalone_application_objects_and_session_cluster_cleanup_order() {
-    if skip() {
+    if skip_e2e() {
         return;
     }
     let env = OperatorEnv::start(false).await;
@@ -292,7 +268,7 @@ async fn standalone_application_objects_and_session_cluster_cleanup_order() {
     .await;
     env.cluster.kubectl_ok(&["delete", "flinkdep", session, "--wait=false"]);
     let event = eventually("a CleanupFailed event naming the job", WAIT, || async {
-        events_with_reason(&env, session, "CleanupFailed").into_iter().next()
+        env.events(session, "CleanupFailed").into_iter().next()
     })
     .await;
     assert!(event.to_string().contains("basic-session-job-example"), "{event}");

@@ -435,6 +435,30 @@ pub fn artifacts_volume() -> (Volume, VolumeMount) {
 }
 
 /// REST Service `<name>-rest` in front of the JobManager (what the operator and the Ingress talk to).
+/// The internal Service `<name>` for RPC and blob traffic to the JobManager; headless in native mode
+/// (as Flink's client creates it), a ClusterIP in standalone mode.
+pub fn internal_service(cluster: &Cluster, headless: bool) -> Service {
+    let (cluster_ip, type_) = if headless {
+        (Some("None".to_string()), None)
+    } else {
+        (None, Some("ClusterIP".to_string()))
+    };
+    Service {
+        metadata: cluster.metadata(cluster.name.clone(), None),
+        spec: Some(ServiceSpec {
+            cluster_ip,
+            type_,
+            selector: Some(cluster.selector(Component::JobManager)),
+            ports: Some(vec![
+                service_port("jobmanager-rpc", RPC_PORT),
+                service_port("blobserver", BLOB_PORT),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
 pub fn rest_service(cluster: &Cluster) -> Service {
     Service {
         metadata: cluster.metadata(cluster.rest_service_name(), None),

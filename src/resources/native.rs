@@ -3,13 +3,12 @@
 //! TaskManager pods itself.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
-    BLOB_PORT, BuildError, Cluster, ClusterObjects, Component, ENTRYPOINT, MAIN_CONTAINER, RPC_PORT, artifacts_volume,
-    config_volume, config_volume_mount, deployment, finish_pod, flink_conf, jobmanager_ports, pod_ip_env,
-    resource_requirements, service_port,
+    BuildError, Cluster, ClusterObjects, Component, ENTRYPOINT, MAIN_CONTAINER, artifacts_volume, config_volume,
+    config_volume_mount, deployment, finish_pod, flink_conf, jobmanager_ports, pod_ip_env, resource_requirements,
 };
 
 /// `bash -c` as Flink's client does: the image's PATH finds the script.
@@ -75,20 +74,7 @@ pub fn jobmanager_deployment(cluster: &Cluster) -> Result<Deployment, BuildError
 /// Headless Service `<name>` (RPC, blob; TaskManagers resolve `<name>.<namespace>` to the JobManager pod)
 /// and REST Service `<name>-rest`.
 pub fn services(cluster: &Cluster) -> Vec<Service> {
-    let internal = Service {
-        metadata: cluster.metadata(cluster.name.clone(), None),
-        spec: Some(ServiceSpec {
-            cluster_ip: Some("None".into()),
-            selector: Some(cluster.selector(Component::JobManager)),
-            ports: Some(vec![
-                service_port("jobmanager-rpc", RPC_PORT),
-                service_port("blobserver", BLOB_PORT),
-            ]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    };
-    vec![internal, super::rest_service(cluster)]
+    vec![super::internal_service(cluster, true), super::rest_service(cluster)]
 }
 
 pub fn build(cluster: &Cluster) -> Result<ClusterObjects, BuildError> {

@@ -2,16 +2,14 @@
 //! (`standalone-job`, `jobmanager`, `taskmanager`), so Flink pods need no Kubernetes rights of their own.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{
-    Container, PodSpec, PodTemplateSpec, Probe, Service, ServiceSpec, TCPSocketAction, Volume,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Probe, Service, TCPSocketAction, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    BLOB_PORT, BuildError, Cluster, ClusterObjects, Component, ENTRYPOINT, MAIN_CONTAINER, POD_IP_ENV, RPC_PORT,
-    config_volume, config_volume_mount, container_port, deployment, finish_pod, flink_conf, jobmanager_ports,
-    pod_ip_env, resource_requirements, service_port,
+    BuildError, Cluster, ClusterObjects, Component, ENTRYPOINT, MAIN_CONTAINER, POD_IP_ENV, config_volume,
+    config_volume_mount, container_port, deployment, finish_pod, flink_conf, jobmanager_ports, pod_ip_env,
+    resource_requirements,
 };
 use crate::crd::FlinkVersion;
 use crate::flink_config::{self, NUMBER_OF_TASK_SLOTS};
@@ -237,20 +235,7 @@ fn pod_template(
 /// reach the JobManager by this name, and a stable virtual IP survives JobManager restarts without the
 /// JVM's DNS cache holding a dead pod IP. With HA the leader is found through HA services instead.
 pub fn services(cluster: &Cluster) -> Vec<Service> {
-    let internal = Service {
-        metadata: cluster.metadata(cluster.name.clone(), None),
-        spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
-            selector: Some(cluster.selector(Component::JobManager)),
-            ports: Some(vec![
-                service_port("jobmanager-rpc", RPC_PORT),
-                service_port("blobserver", BLOB_PORT),
-            ]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    };
-    vec![internal, super::rest_service(cluster)]
+    vec![super::internal_service(cluster, false), super::rest_service(cluster)]
 }
 
 pub fn build(cluster: &Cluster) -> Result<ClusterObjects, BuildError> {

@@ -219,6 +219,19 @@ impl OperatorEnv {
         serde_json::from_str(&self.cluster.kubectl_ok(&all)).unwrap()
     }
 
+    /// Events about the object `name` with `reason`.
+    pub fn events(&self, name: &str, reason: &str) -> Vec<serde_json::Value> {
+        let selector = format!("involvedObject.name={name}");
+        let events = self.get_json(&["get", "events", "--field-selector", &selector]);
+        events["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["reason"] == reason)
+            .collect()
+    }
+
     /// Whether `kubectl get` finds the object.
     pub fn exists(&self, args: &[&str]) -> bool {
         let mut all = vec!["get"];

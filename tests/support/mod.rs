@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `FLINK_OPERATOR_SKIP_E2E=1` skips the e2e suites locally (CI never sets it).
+pub fn skip_e2e() -> bool {
+    let skip = std::env::var("FLINK_OPERATOR_SKIP_E2E").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("FLINK_OPERATOR_SKIP_E2E=1: e2e skipped");
+    }
+    skip
+}
+
 /// A port nobody listens on right now (bound and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
