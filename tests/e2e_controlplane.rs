@@ -206,6 +206,10 @@ async fn readiness_waits_for_crds_and_watches() {
     }
     // The operator starts before the CRDs exist: it stays unready and says why.
     let cluster = ControlPlane::start();
+    if !cluster.is_local() {
+        eprintln!("USE_EXISTING_CLUSTER: CRDs cannot be removed from a shared cluster; readiness-before-CRDs not run");
+        return;
+    }
     cluster.grant_operator_rbac();
     let certs = tempfile::tempdir().unwrap();
     write_certs(certs.path());
@@ -333,6 +337,7 @@ async fn prometheus_scrapes_operator_metrics() {
     cluster.kubectl_ok(&["apply", "-f", repo().join("examples/basic.yaml").to_str().unwrap()]);
 
     let prometheus = Prometheus::start(&format!("127.0.0.1:{}", env.operator.admin_port));
+    let ns = &cluster.namespace;
     let series = eventually("flink_operator_ series in Prometheus", Duration::from_secs(60), || async {
         let result = prometheus
             .query(r#"flink_operator_webhook_requests_total{endpoint="validate",kind="FlinkDeployment",operation="CREATE"}"#)
@@ -356,10 +361,14 @@ async fn prometheus_scrapes_operator_metrics() {
     // Resource gauges by kind, namespace and lifecycle state, and by JobManager deployment status.
     eventually("resource gauges", Duration::from_secs(30), || async {
         let deployed = prometheus
-            .query(r#"flink_operator_resources{kind="FlinkDeployment",namespace="default",lifecycle_state="DEPLOYED"}"#)
+            .query(&format!(
+                r#"flink_operator_resources{{kind="FlinkDeployment",namespace="{ns}",lifecycle_state="DEPLOYED"}}"#
+            ))
             .await?;
         let deploying = prometheus
-            .query(r#"flink_operator_jobmanager_deployments{namespace="default",status="DEPLOYING"}"#)
+            .query(&format!(
+                r#"flink_operator_jobmanager_deployments{{namespace="{ns}",status="DEPLOYING"}}"#
+            ))
             .await?;
         (deployed.first()?["value"][1] == "1" && deploying.first()?["value"][1] == "1").then_some(())
     })

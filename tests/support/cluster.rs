@@ -11,6 +11,8 @@ pub struct ControlPlane {
     /// The operator's own identity, with exactly the operator's RBAC.
     pub operator_kubeconfig: PathBuf,
     pub workdir: Option<tempfile::TempDir>,
+    /// A namespace of this test's own (every kubectl call runs in it), so suites can share a cluster.
+    pub namespace: String,
     local: bool,
 }
 
@@ -28,8 +30,10 @@ impl ControlPlane {
                 admin_kubeconfig: kubeconfig.clone(),
                 operator_kubeconfig: kubeconfig,
                 workdir: None,
+                namespace: String::new(),
                 local: false,
-            };
+            }
+            .with_namespace();
         }
         let workdir = tempfile::Builder::new().prefix("flink-op-e2e-").tempdir().unwrap();
         let script = repo().join("tests/env/controlplane.sh");
@@ -50,18 +54,47 @@ impl ControlPlane {
             admin_kubeconfig: PathBuf::from(&env["ADMIN_KUBECONFIG"]),
             operator_kubeconfig: PathBuf::from(&env["OPERATOR_KUBECONFIG"]),
             workdir: Some(workdir),
+            namespace: String::new(),
             local: true,
         }
+        .with_namespace()
+    }
+
+    /// Whether this is the local control plane (not `USE_EXISTING_CLUSTER`).
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Creates this test's namespace, labelled by name (API servers before 1.21 do not add that label)
+    /// so that a webhook namespaceSelector can match it.
+    fn with_namespace(mut self) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let namespace = format!("e2e-{:x}-{n}-{:x}", std::process::id(), nanos % 0xfffff);
+        self.kubectl_ok(&["create", "namespace", &namespace]);
+        self.kubectl_ok(&[
+            "label",
+            "namespace",
+            &namespace,
+            &format!("kubernetes.io/metadata.name={namespace}"),
+            "--overwrite",
+        ]);
+        self.namespace = namespace;
+        self
     }
 
     /// Runs kubectl as admin.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.admin_kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
+        let mut command = Command::new("kubectl");
+        command.arg("--kubeconfig").arg(&self.admin_kubeconfig);
+        if !self.namespace.is_empty() {
+            command.args(["--namespace", &self.namespace]);
+        }
+        command.args(args).output().unwrap()
     }
 
     /// Runs kubectl as admin and panics unless it succeeds; returns stdout.
@@ -82,6 +115,14 @@ impl ControlPlane {
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.admin_kubeconfig)
+            .args([
+                "--namespace",
+                if self.namespace.is_empty() {
+                    "default"
+                } else {
+                    &self.namespace
+                },
+            ])
             .args(["apply", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -135,7 +176,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
                 "--ca-file",
             ])
             .arg(ca_file)
-            .args(["--timeout-seconds", "5"])
+            .args(["--timeout-seconds", "5", "--namespaces", &self.namespace])
             .output()
             .unwrap();
         assert!(out.status.success());
@@ -150,7 +191,11 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let Some(workdir) = self.workdir.take() else { return };
+        let Some(workdir) = self.workdir.take() else {
+            // A shared cluster: leave nothing behind but what other suites need too (the CRDs).
+            let _ = self.kubectl(&["delete", "namespace", &self.namespace, "--wait=false"]);
+            return;
+        };
         let script = repo().join("tests/env/controlplane.sh");
         let _ = Command::new("bash")
             .arg(&script)
@@ -189,11 +234,14 @@ impl OperatorEnv {
         super::write_certs(certs.path());
         let cert = certs.path().join("tls.crt");
         let key = certs.path().join("tls.key");
+        let namespace = cluster.namespace.clone();
         let mut args = vec![
             "--tls-cert-file",
             cert.to_str().unwrap(),
             "--tls-key-file",
             key.to_str().unwrap(),
+            "--watch-namespaces",
+            &namespace,
         ];
         if !with_webhook {
             args.push("--no-webhook");
@@ -244,6 +292,12 @@ impl Drop for OperatorEnv {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("operator logs:\n{}", self.operator.logs());
+        }
+        if !self.cluster.is_local() {
+            // On a shared cluster, let the operator remove its finalizers before it stops.
+            let _ = self
+                .cluster
+                .kubectl(&["delete", "flinksessionjobs,flinkdeployments", "--all", "--timeout=60s"]);
         }
     }
 }
