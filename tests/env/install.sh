@@ -7,8 +7,10 @@
 #   install.sh            # etcd + kube-apiserver (+ prometheus, openssl, jq)
 #   install.sh --node     # also kube-controller-manager kube-scheduler kubelet kube-proxy
 #
-# The packages the node itself needs (containerd, runc, CNI plugins, ...) are
-# not installed here.
+# With --node also the Debian packages of the single-node cluster and of the
+# local image builds (tests/env/node/, tests/env/images/): containerd, runc, CNI
+# plugins, iptables, conntrack, dnsmasq-base, debootstrap, busybox-static, umoci,
+# skopeo, socat. containerd's own service is never started (policy-rc.d).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -38,6 +40,11 @@ if [[ -z ${ETCD_BIN:-} ]]; then
 fi
 # Installed on their own with --no-install-recommends.
 norec_pkgs=(prometheus)
+if [[ -n $node ]]; then
+    # The single-node cluster (node/cluster.sh) and the image builds (images/).
+    norec_pkgs+=(containerd runc containernetworking-plugins iptables conntrack dnsmasq-base
+        debootstrap busybox-static umoci skopeo socat iproute2 util-linux)
+fi
 
 # ------------------------------------------------------------- fast path
 # Everything present? Then do not touch apt at all.
@@ -52,7 +59,7 @@ fi
 [[ $(id -u) == 0 ]] || die "install.sh needs root (apt-get)"
 # The Debian packages ship etcd and prometheus services; the install must not
 # leave any running (policy-rc.d blocks them, and apt_ensure double-checks).
-export APT_ENSURE_NO_DAEMONS="etcd:etcd prometheus:prometheus"
+export APT_ENSURE_NO_DAEMONS="etcd:etcd prometheus:prometheus containerd:root"
 apt_ensure "${runtime_pkgs[@]}"
 apt_ensure --no-install-recommends "${norec_pkgs[@]}"
 
