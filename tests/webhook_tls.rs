@@ -527,3 +527,56 @@ async fn unready_during_drain_while_a_request_is_in_flight() {
     assert!(status.success(), "exit status {status}");
     drop(slow);
 }
+
+#[tokio::test]
+async fn operator_defaults_from_config_file_and_json_logs() {
+    // Default Flink configuration from --config counts for validation, as upstream's defaults do:
+    // a savepoint-mode job without its own directories is fine when the operator provides them.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "kubernetes.operator.reconcile.interval: 60 s\n\
+         state.checkpoints.dir: file:///flink-data/checkpoints\n\
+         state.savepoints.dir: file:///flink-data/savepoints\n",
+    )
+    .unwrap();
+    let with_defaults = start_webhook(&["--config", config.path().to_str().unwrap(), "--log-format", "json"]).await;
+    let without = start_webhook(&[]).await;
+    let mut job = example("basic.yaml");
+    job["spec"]["job"]["upgradeMode"] = json!("savepoint");
+    let request = review("FlinkDeployment", "CREATE", job, None);
+
+    let (_, body) = with_defaults.post("/validate", &request).await;
+    assert_eq!(response(&body)["allowed"], true, "{body}");
+    let (_, body) = without.post("/validate", &request).await;
+    assert_eq!(response(&body)["allowed"], false, "{body}");
+
+    // Every log line is a JSON object.
+    let logs = with_defaults.operator.logs();
+    assert!(!logs.trim().is_empty());
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string() && parsed["message"].is_string(), "{line}");
+    }
+
+    // A broken config file stops the process at start with a message naming it.
+    std::fs::write(config.path(), "state.savepoints.dir: [not, a, scalar]\n").unwrap();
+    let out = std::process::Command::new(support::operator_bin())
+        .args([
+            "run",
+            "--no-controller",
+            "--no-webhook",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(config.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("state.savepoints.dir") && stderr.contains(config.path().to_str().unwrap()),
+        "{stderr}"
+    );
+}
