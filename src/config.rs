@@ -23,6 +23,8 @@ pub enum ConfigError {
     Parse { path: String, source: serde_yaml::Error },
     #[error("operator configuration {path}: value of '{key}' must be a string, number or boolean")]
     NotScalar { path: String, key: String },
+    #[error("operator configuration: {key}: {reason}")]
+    Invalid { key: String, reason: String },
 }
 
 impl OperatorConfig {
@@ -68,6 +70,17 @@ impl OperatorConfig {
             .collect()
     }
 
+    /// A duration option, or `default` when absent.
+    pub fn duration(&self, key: &str, default: std::time::Duration) -> Result<std::time::Duration, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(text) => crate::flink_config::parse_duration(text).map_err(|reason| ConfigError::Invalid {
+                key: key.to_string(),
+                reason,
+            }),
+        }
+    }
+
     /// An operator option.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(String::as_str)
@@ -92,6 +105,21 @@ mod tests {
             flink.get("taskmanager.numberOfTaskSlots").map(String::as_str),
             Some("2")
         );
+    }
+
+    #[test]
+    fn durations_with_defaults() {
+        let config = OperatorConfig::parse("kubernetes.operator.reconcile.interval: 60 s\nbad: soon\n", "t").unwrap();
+        let default = std::time::Duration::from_secs(5);
+        assert_eq!(
+            config
+                .duration("kubernetes.operator.reconcile.interval", default)
+                .unwrap()
+                .as_secs(),
+            60
+        );
+        assert_eq!(config.duration("absent", default).unwrap(), default);
+        assert!(config.duration("bad", default).is_err());
     }
 
     #[test]

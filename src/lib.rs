@@ -4,6 +4,7 @@ pub mod certs;
 pub mod config;
 pub mod controller;
 pub mod crd;
+pub mod flink;
 pub mod flink_config;
 pub mod rbac;
 pub mod resources;

@@ -17,6 +17,9 @@ use crate::server::{self, Limits};
 use crate::telemetry::{LogFormat, admin, health::Health, metrics::Metrics};
 use crate::webhook::{self, WebhookState, tls};
 
+/// Upstream's option for how often resources are reconciled without events.
+const RECONCILE_INTERVAL: &str = "kubernetes.operator.reconcile.interval";
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::flink_config::parse_duration(text)
 }
@@ -51,6 +54,13 @@ pub struct RunOptions {
     /// Operator defaults: a YAML map of `kubernetes.operator.*` options and default Flink configuration.
     #[arg(long, env = "FLINK_OPERATOR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// REST address of a Flink cluster: `{name}`, `{namespace}` and `{port}` are filled in. The default is the
+    /// cluster's REST Service in-cluster; an operator running elsewhere can point it at a port-forward or proxy.
+    #[arg(long, env = "FLINK_OPERATOR_FLINK_REST_URL", default_value = crate::flink::DEFAULT_REST_URL_TEMPLATE)]
+    pub flink_rest_url: String,
+    /// Time limit of one call to a Flink REST endpoint.
+    #[arg(long, env = "FLINK_OPERATOR_FLINK_REST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub flink_rest_timeout: Duration,
     /// Log format.
     #[arg(long, env = "FLINK_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -74,6 +84,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         None => OperatorConfig::default(),
     };
     let defaults = config.flink_defaults();
+    let resync = config.duration(RECONCILE_INTERVAL, Duration::from_secs(60))?;
     let metrics = Metrics::new().context("cannot create the metrics registry")?;
     let health = Health::new();
     let shutdown = CancellationToken::new();
@@ -166,7 +177,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             controller::run(
                 client,
                 namespaces,
-                defaults,
+                controller::Settings {
+                    defaults,
+                    rest: crate::flink::RestClient::new(opts.flink_rest_timeout),
+                    rest_url_template: opts.flink_rest_url.clone(),
+                    resync,
+                },
                 metrics.clone(),
                 health.clone(),
                 shutdown.clone(),

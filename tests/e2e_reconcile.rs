@@ -283,3 +283,88 @@ async fn standalone_application_objects_and_session_cluster_cleanup_order() {
     env.cluster.kubectl_ok(&["delete", "flinkdep", name, "--timeout=60s"]);
     assert!(!env.exists(&["deployment", name]) && !env.exists(&["deployment", &format!("{name}-taskmanager")]));
 }
+
+/// A real Flink JobManager on loopback (PyPI distribution, `tests/env/flink.sh`); stopped by PID on drop.
+struct FlinkJobManager {
+    rest_url: String,
+    work: tempfile::TempDir,
+}
+
+impl FlinkJobManager {
+    fn start() -> FlinkJobManager {
+        let work = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/flink.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start-jobmanager")
+            .arg(work.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "Flink JobManager did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(work.path().join("flink.env")).unwrap();
+        let rest_url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("REST_URL="))
+            .unwrap()
+            .to_string();
+        FlinkJobManager { rest_url, work }
+    }
+}
+
+impl Drop for FlinkJobManager {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/flink.sh");
+        let _ = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(self.work.path())
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn cluster_turns_ready_and_stable_when_its_flink_rest_endpoint_answers() {
+    if skip_e2e() {
+        return;
+    }
+    // The operator runs outside any pod network here, so its REST address template points at a real
+    // Flink JobManager on loopback (the documented --flink-rest-url override).
+    let flink = FlinkJobManager::start();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
+    let config_path = config.path().to_str().unwrap();
+    let env = OperatorEnv::start_with(false, &["--flink-rest-url", &flink.rest_url, "--config", config_path]).await;
+    let name = "basic-example";
+    env.cluster.kubectl_ok(&["apply", "-f", &example("basic.yaml")]);
+    status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
+    set_deployment_status(
+        &env,
+        name,
+        json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
+    );
+    let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "READY").await;
+    assert_eq!(d["status"]["clusterInfo"]["flink-version"], "1.20.5", "{}", d["status"]);
+    let d = status_field(&env, name, "/status/lifecycleState", "STABLE").await;
+    let ready = &d["status"]["conditions"][0];
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("True"))
+    );
+    assert_eq!(
+        d["status"]["reconciliationStatus"]["lastStableSpec"],
+        d["status"]["reconciliationStatus"]["lastReconciledSpec"]
+    );
+
+    // The endpoint going away turns the cluster not ready again.
+    // The next periodic reconcile (every 2 s here) notices it.
+    drop(flink);
+    eventually("DEPLOYED_NOT_READY after Flink stopped", WAIT, || async {
+        let d = env.get_json(&["get", "flinkdep", name]);
+        (d["status"]["jobManagerDeploymentStatus"] == "DEPLOYED_NOT_READY").then_some(())
+    })
+    .await;
+}

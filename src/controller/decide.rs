@@ -1,6 +1,8 @@
 //! Pure decisions of the FlinkDeployment reconciler: what the observed world means for the status.
 //! No I/O here; every function is a function of (spec, status, observed state, time).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -103,6 +105,8 @@ pub struct StatusInputs<'a> {
     pub deployed_spec: Option<String>,
     pub error: Option<String>,
     pub jobmanager: JobManagerDeploymentStatus,
+    /// What the cluster's REST endpoint said about itself (version, revision), when it answered.
+    pub cluster_info: Option<BTreeMap<String, String>>,
     pub taskmanager_selector: String,
     pub taskmanager_replicas: i32,
     pub now_millis: i64,
@@ -116,6 +120,9 @@ pub fn next_status(inputs: StatusInputs<'_>) -> FlinkDeploymentStatus {
     let mut status = previous.clone();
     status.error = inputs.error.clone();
     status.job_manager_deployment_status = Some(inputs.jobmanager);
+    if let Some(info) = inputs.cluster_info {
+        status.cluster_info = Some(info);
+    }
     status.task_manager = Some(TaskManagerInfo {
         label_selector: Some(inputs.taskmanager_selector),
         replicas: Some(inputs.taskmanager_replicas),
@@ -323,6 +330,7 @@ mod tests {
             deployed_spec: Some("{\"a\":1}".into()),
             error: None,
             jobmanager: jm,
+            cluster_info: None,
             taskmanager_selector: "app=x,component=taskmanager".into(),
             taskmanager_replicas: 2,
             now_millis,

@@ -3,6 +3,7 @@
 //! Objects are applied with server-side apply under one field manager, and only when the built object
 //! differs from what was last applied (a hash annotation), so a steady state makes no API writes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use tracing::{info, warn};
 use super::decide::{self, DeploymentView, StatusInputs};
 use super::{Context, MANAGER};
 use crate::crd::{FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, JobManagerDeploymentStatus, UpgradeMode};
+use crate::flink;
 use crate::resources::{self, ClusterObjects, Deploy};
 use crate::validation;
 
@@ -31,8 +33,8 @@ use crate::validation;
 pub const FINALIZER: &str = "flinkdeployments.flink.apache.org/finalizer";
 /// Hash of the object as last applied; equal hash = nothing to apply.
 pub const APPLIED_HASH: &str = "flink.apache.org/applied-hash";
-/// How often a healthy resource is looked at again even without events.
-const RESYNC: Duration = Duration::from_secs(60);
+/// How soon to ask a starting JobManager's REST endpoint again.
+const REST_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -175,20 +177,50 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
     };
     let view = jobmanager.as_ref().map(DeploymentView::of);
     let name = fd.name_any();
+    // The REST endpoint is asked only once the JobManager Deployment is available.
+    let available = decide::jobmanager_status(view.as_ref(), true) == JobManagerDeploymentStatus::Ready;
+    let cluster_info = if available {
+        rest_cluster_info(fd, ctx, namespace).await
+    } else {
+        None
+    };
+    let rest_ready = cluster_info.is_some();
     let now = k8s_openapi::jiff::Timestamp::now();
     let status = decide::next_status(StatusInputs {
         generation: fd.metadata.generation,
         previous: &previous,
         deployed_spec,
         error,
-        jobmanager: decide::jobmanager_status(view.as_ref(), false),
+        jobmanager: decide::jobmanager_status(view.as_ref(), rest_ready),
+        cluster_info,
         taskmanager_selector: format!("app={name},component=taskmanager"),
         taskmanager_replicas: taskmanager_replicas(fd, ctx),
         now_millis: now.as_millisecond(),
         now: Time(now),
     });
     write_status(ctx, namespace, &name, &previous, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    // Until the REST endpoint answers nothing else will wake us: look again soon.
+    let settling = available && !rest_ready;
+    Ok(Action::requeue(if settling {
+        REST_RETRY.min(ctx.resync)
+    } else {
+        ctx.resync
+    }))
+}
+
+/// `clusterInfo` from the cluster's REST endpoint, or None while it does not answer.
+async fn rest_cluster_info(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Option<BTreeMap<String, String>> {
+    let port = resources::Cluster::new(fd, &ctx.defaults, Deploy::default())
+        .map(|c| c.rest_port)
+        .unwrap_or(resources::DEFAULT_REST_PORT);
+    let url = flink::rest_url(&ctx.rest_url_template, &fd.name_any(), namespace, port);
+    match ctx.rest.cluster_info(&url).await {
+        Ok(info) => Some(info),
+        Err(e) => {
+            info!(error = %e, "Flink REST endpoint not ready");
+            None
+        }
+    }
 }
 
 fn taskmanager_replicas(fd: &FlinkDeployment, ctx: &Context) -> i32 {

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use k8s_openapi::api::apps::v1::Deployment;
 
 use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
+use crate::flink::RestClient;
 use crate::resources;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
@@ -38,6 +39,20 @@ pub struct Context {
     pub recorder: Recorder,
     pub defaults: FlinkConfiguration,
     pub metrics: Metrics,
+    pub rest: RestClient,
+    /// REST address template of a cluster (see `flink::rest_url`).
+    pub rest_url_template: String,
+    /// How often a resource is looked at again without events (`kubernetes.operator.reconcile.interval`).
+    pub resync: Duration,
+}
+
+/// Operator settings the controllers need.
+pub struct Settings {
+    /// The operator's default Flink configuration.
+    pub defaults: FlinkConfiguration,
+    pub rest: RestClient,
+    pub rest_url_template: String,
+    pub resync: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +104,7 @@ pub fn watch_gates(namespaces: &Namespaces) -> Vec<String> {
 pub async fn run(
     client: Client,
     namespaces: Namespaces,
-    defaults: FlinkConfiguration,
+    settings: Settings,
     metrics: Metrics,
     health: Health,
     shutdown: CancellationToken,
@@ -105,8 +120,11 @@ pub async fn run(
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
-        defaults,
+        defaults: settings.defaults,
         metrics,
+        rest: settings.rest,
+        rest_url_template: settings.rest_url_template,
+        resync: settings.resync,
     });
 
     let mut tasks = Vec::new();

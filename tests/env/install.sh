@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
-# (etcd, openssl, jq, prometheus) plus kube-apiserver v1.20.2 built from Debian's
+# (etcd, openssl, jq, prometheus), a Flink 1.20.5 distribution from PyPI (flink.sh),
+# plus kube-apiserver v1.20.2 built from Debian's
 # source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
 # (well under a second) when everything is already installed and cached.
 #
@@ -50,7 +51,8 @@ fi
 # Everything present? Then do not touch apt at all.
 mapfile -t missing < <(pkgs_missing "${runtime_pkgs[@]}" "${norec_pkgs[@]}")
 if ((${#missing[@]} == 0)) && command -v kubectl >/dev/null &&
-    "$ENV_DIR/build-kube.sh" --check "${build_args[@]}"; then
+    "$ENV_DIR/build-kube.sh" --check "${build_args[@]}" &&
+    [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]]; then
     log "everything installed and cached ($(elapsed "$start")s)"
     exit 0
 fi
@@ -73,5 +75,9 @@ fi
 
 # ------------------------------------------------------------- kubernetes
 "$ENV_DIR/build-kube.sh" "${build_args[@]}"
+
+# ------------------------------------------------------------- flink
+# A real Flink distribution (PyPI apache-flink, Java 17) for tests that need a Flink REST endpoint.
+"$ENV_DIR/flink.sh" home 1.20.5 >/dev/null
 
 log "done in $(elapsed "$start")s"

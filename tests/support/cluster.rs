@@ -227,6 +227,11 @@ pub struct OperatorEnv {
 
 impl OperatorEnv {
     pub async fn start(with_webhook: bool) -> OperatorEnv {
+        Self::start_with(with_webhook, &[]).await
+    }
+
+    /// Like `start`, with extra `flink-operator run` arguments.
+    pub async fn start_with(with_webhook: bool, extra: &[&str]) -> OperatorEnv {
         let cluster = ControlPlane::start();
         cluster.install_crds();
         cluster.grant_operator_rbac();
@@ -246,6 +251,7 @@ impl OperatorEnv {
         if !with_webhook {
             args.push("--no-webhook");
         }
+        args.extend_from_slice(extra);
         let kubeconfig = cluster.operator_kubeconfig.to_str().unwrap().to_string();
         let mut operator =
             super::Operator::start(&args, &[("KUBECONFIG", &kubeconfig)], certs.path().join("operator.log"));
