@@ -165,21 +165,10 @@ build_busybox_image() {
 
 # ----------------------------------------------------------------- Flink distributions (PyPI)
 
-# flink_home VERSION: path of the pyflink directory (a full FLINK_HOME) of VERSION.
+# flink_home VERSION: path of the pyflink directory (a full FLINK_HOME) of VERSION, installed once from PyPI
+# (shared with the loopback JobManager of tests/env/flink.sh).
 flink_home() {
-    local v=$1 venv=$PYPI/flink-$1
-    if [[ ! -f $venv/.complete ]]; then
-        log "pip: apache-flink==$v apache-flink-libraries==$v"
-        rm -rf "$venv"
-        python3 -m venv "$venv" >&2
-        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-            "apache-flink==$v" "apache-flink-libraries==$v" >&2
-        touch "$venv/.complete"
-    fi
-    local d
-    d=$(echo "$venv"/lib/python3*/site-packages/pyflink)
-    [[ -f $d/lib/flink-dist-$v.jar ]] || die "no flink-dist-$v.jar in $d"
-    echo "$d"
+    "$IMAGES_DIR/../flink.sh" home "$1"
 }
 
 # ----------------------------------------------------------------- test job
