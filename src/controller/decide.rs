@@ -21,6 +21,11 @@ pub struct DeploymentView {
 }
 
 impl DeploymentView {
+    /// All wanted replicas are available and nothing failed.
+    pub fn is_available(&self) -> bool {
+        self.failure.is_none() && self.available >= self.replicas.max(1)
+    }
+
     pub fn of(deployment: &Deployment) -> DeploymentView {
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let status = deployment.status.as_ref();
@@ -53,7 +58,7 @@ pub fn jobmanager_status(view: Option<&DeploymentView>, rest_ready: bool) -> Job
     match view {
         None => JobManagerDeploymentStatus::Missing,
         Some(v) if v.failure.is_some() => JobManagerDeploymentStatus::Error,
-        Some(v) if v.available >= v.replicas.max(1) => {
+        Some(v) if v.is_available() => {
             if rest_ready {
                 JobManagerDeploymentStatus::Ready
             } else {

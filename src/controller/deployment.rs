@@ -137,9 +137,22 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
 
     // A spec that breaks a rule is reported; the last valid spec keeps running untouched.
-    let checked = validation::validate_deployment(fd, None, &ctx.defaults)
+    let cluster = validation::validate_deployment(fd, None, &ctx.defaults)
         .map_err(|v| v.to_string())
-        .and_then(|()| resources::build(fd, &ctx.defaults, Deploy::default()).map_err(|e| e.to_string()));
+        .and_then(|()| resources::Cluster::new(fd, &ctx.defaults, Deploy::default()).map_err(|e| e.to_string()));
+    let checked = cluster
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|c| resources::build_cluster(c).map_err(|e| e.to_string()));
+    let taskmanager_replicas = cluster
+        .as_ref()
+        .ok()
+        .and_then(|c| resources::standalone::taskmanager_replicas(c).ok())
+        .unwrap_or(0);
+    let rest_port = cluster
+        .as_ref()
+        .map(|c| c.rest_port)
+        .unwrap_or(resources::DEFAULT_REST_PORT);
     let had_jobmanager = previous
         .job_manager_deployment_status
         .is_some_and(|s| s != JobManagerDeploymentStatus::Missing);
@@ -178,9 +191,9 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
     let view = jobmanager.as_ref().map(DeploymentView::of);
     let name = fd.name_any();
     // The REST endpoint is asked only once the JobManager Deployment is available.
-    let available = decide::jobmanager_status(view.as_ref(), true) == JobManagerDeploymentStatus::Ready;
+    let available = view.as_ref().is_some_and(DeploymentView::is_available);
     let cluster_info = if available {
-        rest_cluster_info(fd, ctx, namespace).await
+        rest_cluster_info(fd, ctx, namespace, rest_port).await
     } else {
         None
     };
@@ -194,7 +207,7 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         jobmanager: decide::jobmanager_status(view.as_ref(), rest_ready),
         cluster_info,
         taskmanager_selector: format!("app={name},component=taskmanager"),
-        taskmanager_replicas: taskmanager_replicas(fd, ctx),
+        taskmanager_replicas,
         now_millis: now.as_millisecond(),
         now: Time(now),
     });
@@ -209,10 +222,12 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
 }
 
 /// `clusterInfo` from the cluster's REST endpoint, or None while it does not answer.
-async fn rest_cluster_info(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Option<BTreeMap<String, String>> {
-    let port = resources::Cluster::new(fd, &ctx.defaults, Deploy::default())
-        .map(|c| c.rest_port)
-        .unwrap_or(resources::DEFAULT_REST_PORT);
+async fn rest_cluster_info(
+    fd: &FlinkDeployment,
+    ctx: &Context,
+    namespace: &str,
+    port: i32,
+) -> Option<BTreeMap<String, String>> {
     let url = flink::rest_url(&ctx.rest_url_template, &fd.name_any(), namespace, port);
     match ctx.rest.cluster_info(&url).await {
         Ok(info) => Some(info),
@@ -221,12 +236,6 @@ async fn rest_cluster_info(fd: &FlinkDeployment, ctx: &Context, namespace: &str)
             None
         }
     }
-}
-
-fn taskmanager_replicas(fd: &FlinkDeployment, ctx: &Context) -> i32 {
-    resources::Cluster::new(fd, &ctx.defaults, Deploy::default())
-        .and_then(|cluster| resources::standalone::taskmanager_replicas(&cluster))
-        .unwrap_or(0)
 }
 
 /// Applies every object of the cluster that changed; returns the JobManager Deployment as it is now and

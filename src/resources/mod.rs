@@ -244,12 +244,16 @@ pub fn build(
     defaults: &FlinkConfiguration,
     deploy: Deploy<'_>,
 ) -> Result<ClusterObjects, BuildError> {
-    let cluster = Cluster::new(fd, defaults, deploy)?;
+    build_cluster(&Cluster::new(fd, defaults, deploy)?)
+}
+
+/// Every object of an already resolved cluster.
+pub fn build_cluster(cluster: &Cluster) -> Result<ClusterObjects, BuildError> {
     let mut objects = match cluster.mode {
-        KubernetesDeploymentMode::Native => native::build(&cluster)?,
-        KubernetesDeploymentMode::Standalone => standalone::build(&cluster)?,
+        KubernetesDeploymentMode::Native => native::build(cluster)?,
+        KubernetesDeploymentMode::Standalone => standalone::build(cluster)?,
     };
-    objects.ingress = ingress::ingress(&cluster)?;
+    objects.ingress = ingress::ingress(cluster)?;
     Ok(objects)
 }
 
