@@ -50,6 +50,8 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["ingresses"],
             &["get", "create", "patch", "delete"],
         ),
+        // A JobManager that is not available: tell crash loops and image pull failures from a slow start.
+        rule("", &["pods"], &["list"]),
         // Events for users (kubectl describe); patch updates a repeated event's count.
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]

@@ -368,3 +368,43 @@ async fn cluster_turns_ready_and_stable_when_its_flink_rest_endpoint_answers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn crash_looping_jobmanager_pod_is_an_error() {
+    if skip_e2e() {
+        return;
+    }
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
+    let env = OperatorEnv::start_with(false, &["--config", config.path().to_str().unwrap()]).await;
+    let name = "basic-example";
+    env.cluster.kubectl_ok(&["apply", "-f", &example("basic.yaml")]);
+    status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
+
+    // Play the kubelet: a JobManager pod whose container keeps crashing. (No controller-manager runs here to
+    // create the namespace's default service account, which pod admission wants.)
+    env.cluster.kubectl_ok(&["create", "serviceaccount", "default"]);
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "basic-example-jm-1", "labels": {"app": name, "component": "jobmanager"}},
+        "spec": {"automountServiceAccountToken": false,
+                 "containers": [{"name": "flink-main-container", "image": "flink:1.20"}]}
+    });
+    let out = env.cluster.apply_stdin(&pod.to_string());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut stored = env.get_json(&["get", "pod", "basic-example-jm-1"]);
+    stored["status"] = json!({"phase": "Running", "containerStatuses": [{
+        "name": "flink-main-container", "image": "flink:1.20", "imageID": "", "ready": false, "restartCount": 5,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}}
+    }]});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, stored.to_string()).unwrap();
+    env.cluster
+        .kubectl_ok(&["replace", "--subresource=status", "-f", file.to_str().unwrap()]);
+
+    let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "ERROR").await;
+    assert_eq!(d["status"]["lifecycleState"], "FAILED");
+    let ready = &d["status"]["conditions"][0];
+    assert_eq!(ready["reason"], "JobManagerError", "{ready}");
+}

@@ -52,6 +52,35 @@ impl DeploymentView {
     }
 }
 
+/// Why a JobManager pod cannot run (a container in CrashLoopBackOff, or an image that cannot be pulled),
+/// if one of `pods` is in that state.
+pub fn jobmanager_pod_failure(pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<String> {
+    const FATAL: [&str; 4] = [
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "CreateContainerConfigError",
+    ];
+    pods.iter().find_map(|pod| {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let statuses = pod.status.as_ref()?;
+        let all = statuses
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(statuses.container_statuses.iter().flatten());
+        all.filter_map(|s| s.state.as_ref()?.waiting.as_ref())
+            .find(|w| w.reason.as_deref().is_some_and(|r| FATAL.contains(&r)))
+            .map(|w| {
+                format!(
+                    "pod {name}: {}: {}",
+                    w.reason.clone().unwrap_or_default(),
+                    w.message.clone().unwrap_or_default()
+                )
+            })
+    })
+}
+
 /// The JobManager deployment state machine: MISSING -> DEPLOYING -> DEPLOYED_NOT_READY -> READY, or ERROR.
 /// `rest_ready` says whether the cluster's REST endpoint answered.
 pub fn jobmanager_status(view: Option<&DeploymentView>, rest_ready: bool) -> JobManagerDeploymentStatus {
@@ -260,6 +289,36 @@ mod tests {
             ..view(1, 1)
         };
         assert_eq!(jobmanager_status(Some(&failed), true), Error);
+    }
+
+    #[test]
+    fn crash_looping_pods_are_failures() {
+        use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodStatus};
+        let pod = |reason: &str| Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some("jm-1".into()),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "flink-main-container".into(),
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: Some("back-off".into()),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(jobmanager_pod_failure(&[pod("ContainerCreating")]), None);
+        let failure = jobmanager_pod_failure(&[pod("ContainerCreating"), pod("CrashLoopBackOff")]).unwrap();
+        assert!(failure.starts_with("pod jm-1: CrashLoopBackOff"), "{failure}");
+        assert_eq!(jobmanager_pod_failure(&[]), None);
     }
 
     #[test]

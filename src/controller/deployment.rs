@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -188,7 +188,11 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
             (None, Some(spec_json), Some(jobmanager))
         }
     };
-    let view = jobmanager.as_ref().map(DeploymentView::of);
+    let mut view = jobmanager.as_ref().map(DeploymentView::of);
+    if let Some(v) = view.as_mut().filter(|v| v.failure.is_none() && !v.is_available()) {
+        // Not available yet: is it starting, or can it not start at all?
+        v.failure = jobmanager_pod_failure(ctx, namespace, &fd.name_any()).await;
+    }
     let name = fd.name_any();
     // The REST endpoint is asked only once the JobManager Deployment is available.
     let available = view.as_ref().is_some_and(DeploymentView::is_available);
@@ -219,6 +223,19 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
     } else {
         ctx.resync
     }))
+}
+
+/// Why the JobManager's pods cannot run, if so (a failed lookup counts as no news).
+async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let selector = format!("app={name},component=jobmanager");
+    match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => decide::jobmanager_pod_failure(&list.items),
+        Err(e) => {
+            warn!(error = %e, "cannot list JobManager pods");
+            None
+        }
+    }
 }
 
 /// `clusterInfo` from the cluster's REST endpoint, or None while it does not answer.
