@@ -60,6 +60,13 @@ fn response(review: &Value) -> &Value {
     &review["response"]
 }
 
+/// The review denies the request with a message containing `needle`.
+fn assert_denied(review: &Value, needle: &str) {
+    assert_eq!(response(review)["allowed"], false, "{review}");
+    let message = response(review)["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "denial does not mention {needle}: {review}");
+}
+
 #[tokio::test]
 async fn validates_and_mutates_over_tls() {
     let hook = start_webhook(&[]).await;
@@ -89,9 +96,7 @@ async fn validates_and_mutates_over_tls() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(response(&body)["allowed"], false);
-    let message = response(&body)["status"]["message"].as_str().unwrap();
-    assert!(message.contains("spec.job.parallelism"), "{message}");
+    assert_denied(&body, "spec.job.parallelism");
     assert_eq!(response(&body)["status"]["code"], 422);
 
     // Switching native -> standalone on UPDATE is refused.
@@ -104,14 +109,7 @@ async fn validates_and_mutates_over_tls() {
             &review("FlinkDeployment", "UPDATE", new, Some(old.clone())),
         )
         .await;
-    assert_eq!(response(&body)["allowed"], false);
-    assert!(
-        response(&body)["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.mode"),
-        "{body}"
-    );
+    assert_denied(&body, "spec.mode");
 
     // A metadata-only update of an invalid stored object (e.g. removing a finalizer) goes through.
     let invalid = example("invalid/parallelism-zero.yaml");
@@ -131,14 +129,7 @@ async fn validates_and_mutates_over_tls() {
     let (_, body) = hook
         .post("/validate", &review("FlinkDeployment", "CREATE", wrong_type, None))
         .await;
-    assert_eq!(response(&body)["allowed"], false);
-    assert!(
-        response(&body)["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("spec.job.parallelism"),
-        "{body}"
-    );
+    assert_denied(&body, "spec.job.parallelism");
 
     // Session jobs.
     let (_, body) = hook
@@ -212,13 +203,7 @@ async fn validates_and_mutates_over_tls() {
             &review("Pod", "CREATE", json!({"metadata": {"name": "p"}}), None),
         )
         .await;
-    assert_eq!(response(&body)["allowed"], false);
-    assert!(
-        response(&body)["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("only FlinkDeployment")
-    );
+    assert_denied(&body, "only FlinkDeployment");
     let (_, body) = hook
         .post(
             "/validate",

@@ -603,6 +603,26 @@ pub(crate) mod test_support {
             .expect("main container")
     }
 
+    /// (name, port) of every container port.
+    pub fn container_ports(container: &k8s_openapi::api::core::v1::Container) -> Vec<(&str, i32)> {
+        container
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap_or(""), p.container_port))
+            .collect()
+    }
+
+    /// (name, port) of every Service port.
+    pub fn service_ports(service: &Service) -> Vec<(&str, i32)> {
+        let ports = service.spec.as_ref().and_then(|s| s.ports.as_ref());
+        ports
+            .into_iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap_or(""), p.port))
+            .collect()
+    }
+
     pub fn pod_spec(deployment: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
         deployment
             .spec

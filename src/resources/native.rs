@@ -133,12 +133,7 @@ mod tests {
         assert_eq!(env.name, "_POD_IP_ADDRESS");
         let field = env.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
         assert_eq!(field.field_path, "status.podIP");
-        let ports: Vec<_> = container
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
-            .collect();
+        let ports = container_ports(container);
         assert_eq!(ports, [("rest", 8081), ("jobmanager-rpc", 6123), ("blobserver", 6124)]);
         let resources = container.resources.as_ref().unwrap();
         assert_eq!(resources.requests, resources.limits);
@@ -215,22 +210,12 @@ mod tests {
         let spec = internal.spec.as_ref().unwrap();
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
         assert_eq!(spec.selector.as_ref().unwrap()["component"], "jobmanager");
-        let ports: Vec<_> = spec
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.port))
-            .collect();
+        let ports = service_ports(internal);
         assert_eq!(ports, [("jobmanager-rpc", 6123), ("blobserver", 6124)]);
         assert_eq!(rest.metadata.name.as_deref(), Some("basic-example-rest"));
         let spec = rest.spec.as_ref().unwrap();
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
-        let ports: Vec<_> = spec
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.port))
-            .collect();
+        let ports = service_ports(rest);
         assert_eq!(ports, [("rest", 8081)]);
         assert_eq!(rest.metadata.owner_references.as_ref().map(Vec::len), Some(1));
     }

@@ -315,12 +315,7 @@ mod tests {
             ]))
         );
         assert_eq!(env_names(container), ["_POD_IP_ADDRESS"]);
-        let ports: Vec<_> = container
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
-            .collect();
+        let ports = container_ports(container);
         assert_eq!(ports, [("rest", 8081), ("jobmanager-rpc", 6123), ("blobserver", 6124)]);
         let resources = container.resources.as_ref().unwrap();
         let expected = [
@@ -547,12 +542,7 @@ mod tests {
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
         assert_eq!(spec.cluster_ip, None);
         assert_eq!(spec.selector.as_ref().unwrap()["component"], "jobmanager");
-        let ports: Vec<_> = spec
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.port))
-            .collect();
+        let ports = service_ports(internal);
         assert_eq!(ports, [("jobmanager-rpc", 6123), ("blobserver", 6124)]);
         assert_eq!(
             rest.metadata.name.as_deref(),

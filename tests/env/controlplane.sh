@@ -86,41 +86,9 @@ stop_component() {
 # --------------------------------------------------------------------- pki
 
 gen_pki() {
-    mkdir -p "$PKI"
-    chmod 700 "$PKI"
-    local k pids=()
-    # The three RSA keys in parallel (key generation dominates).
-    for k in ca apiserver sa; do
-        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/$k.key" 2>/dev/null &
-        pids+=($!)
-    done
-    for k in "${pids[@]}"; do
-        wait "$k" || die "openssl genpkey failed"
-    done
-    chmod 600 "$PKI"/*.key
-    # CA
-    openssl req -x509 -new -key "$PKI/ca.key" -sha256 -days 3650 -out "$PKI/ca.crt" \
-        -subj "/CN=flink-operator-test-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-        -addext "subjectKeyIdentifier=hash" 2>/dev/null
-    # apiserver serving certificate
-    openssl req -new -key "$PKI/apiserver.key" -sha256 -out "$PKI/apiserver.csr" \
-        -subj "/CN=kube-apiserver" 2>/dev/null
-    cat >"$PKI/apiserver.ext" <<EOF
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid,issuer
-subjectAltName=IP:127.0.0.1,DNS:localhost,IP:$SERVICE_IP,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
-EOF
-    openssl x509 -req -sha256 -days 3650 -in "$PKI/apiserver.csr" \
-        -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
-        -extfile "$PKI/apiserver.ext" -out "$PKI/apiserver.crt" 2>/dev/null
-    rm -f "$PKI/apiserver.csr" "$PKI/apiserver.ext"
-    openssl verify -CAfile "$PKI/ca.crt" "$PKI/apiserver.crt" >/dev/null ||
-        die "generated apiserver certificate does not verify against ca.crt"
+    pki_init "$PKI" flink-operator-test-ca apiserver sa
+    pki_sign "$PKI" apiserver "/CN=kube-apiserver" serverAuth \
+        "IP:127.0.0.1,DNS:localhost,IP:$SERVICE_IP,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     # service-account token signing key pair
     openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
 }

@@ -387,3 +387,46 @@ _bookworm_deb_entry() {
     done
     return 1
 }
+
+# ---------------------------------------------------------------- pki
+
+# pki_init DIR CA_CN KEY...: a fresh CA (DIR/ca.key, DIR/ca.crt) and RSA keys DIR/KEY.key, generated in parallel
+# (key generation dominates).
+pki_init() {
+    local dir=$1 cn=$2 key pids=()
+    shift 2
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    for key in ca "$@"; do
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/$key.key" 2>/dev/null &
+        pids+=($!)
+    done
+    for key in "${pids[@]}"; do
+        wait "$key" || die "openssl genpkey failed"
+    done
+    chmod 600 "$dir"/*.key
+    openssl req -x509 -new -key "$dir/ca.key" -sha256 -days 3650 -out "$dir/ca.crt" \
+        -subj "/CN=$cn" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+        -addext "subjectKeyIdentifier=hash" 2>/dev/null
+}
+
+# pki_sign DIR NAME SUBJECT EKU SANS: DIR/NAME.crt for DIR/NAME.key, signed by the CA in DIR.
+pki_sign() {
+    local dir=$1 name=$2 subj=$3 eku=$4 sans=$5
+    openssl req -new -key "$dir/$name.key" -sha256 -out "$dir/$name.csr" -subj "$subj" 2>/dev/null
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        echo "extendedKeyUsage=$eku"
+        echo "subjectKeyIdentifier=hash"
+        echo "authorityKeyIdentifier=keyid,issuer"
+        [[ -z $sans ]] || echo "subjectAltName=$sans"
+    } >"$dir/$name.ext"
+    openssl x509 -req -sha256 -days 3650 -in "$dir/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -set_serial "0x$(openssl rand -hex 16)" -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
+    rm -f "$dir/$name.csr" "$dir/$name.ext"
+    openssl verify -CAfile "$dir/ca.crt" "$dir/$name.crt" >/dev/null ||
+        die "generated certificate $dir/$name.crt does not verify against ca.crt"
+}

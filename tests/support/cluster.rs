@@ -183,10 +183,6 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
         let applied = self.apply_stdin(&String::from_utf8_lossy(&out.stdout));
         assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     }
-
-    pub fn log_dir(&self) -> Option<PathBuf> {
-        self.workdir.as_ref().map(|w| w.path().join("logs"))
-    }
 }
 
 impl Drop for ControlPlane {

@@ -131,44 +131,12 @@ k() { kubectl --kubeconfig="$KC/admin.kubeconfig" --request-timeout=10s "$@"; }
 
 gen_pki() {
     rm -rf "$PKI"
-    mkdir -p "$PKI"
-    chmod 700 "$PKI"
-    local key pids=()
-    for key in ca apiserver sa kubelet-client; do
-        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/$key.key" 2>/dev/null &
-        pids+=($!)
-    done
-    for key in "${pids[@]}"; do
-        wait "$key" || die "openssl genpkey failed"
-    done
-    chmod 600 "$PKI"/*.key
-    openssl req -x509 -new -key "$PKI/ca.key" -sha256 -days 3650 -out "$PKI/ca.crt" \
-        -subj "/CN=flink-operator-node-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-        -addext "subjectKeyIdentifier=hash" 2>/dev/null
-    sign_cert apiserver "/CN=kube-apiserver" serverAuth \
+    pki_init "$PKI" flink-operator-node-ca apiserver sa kubelet-client
+    pki_sign "$PKI" apiserver "/CN=kube-apiserver" serverAuth \
         "IP:127.0.0.1,IP:$NODE_IP,IP:$SERVICE_IP,DNS:localhost,DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster,DNS:kubernetes.default.svc.cluster.local"
     # The apiserver's client certificate towards the kubelet (logs, exec, port-forward).
-    sign_cert kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth ""
+    pki_sign "$PKI" kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth ""
     openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
-}
-
-# sign_cert NAME SUBJECT EKU SANS
-sign_cert() {
-    local name=$1 subj=$2 eku=$3 sans=$4
-    openssl req -new -key "$PKI/$name.key" -sha256 -out "$PKI/$name.csr" -subj "$subj" 2>/dev/null
-    {
-        echo "basicConstraints=critical,CA:FALSE"
-        echo "keyUsage=critical,digitalSignature,keyEncipherment"
-        echo "extendedKeyUsage=$eku"
-        echo "subjectKeyIdentifier=hash"
-        echo "authorityKeyIdentifier=keyid,issuer"
-        [[ -z $sans ]] || echo "subjectAltName=$sans"
-    } >"$PKI/$name.ext"
-    openssl x509 -req -sha256 -days 3650 -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
-        -set_serial "0x$(openssl rand -hex 16)" -extfile "$PKI/$name.ext" -out "$PKI/$name.crt" 2>/dev/null
-    rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
 
 declare -A TOKENS
