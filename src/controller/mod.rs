@@ -6,6 +6,7 @@
 
 mod decide;
 mod deployment;
+pub mod job;
 mod validate;
 
 use std::sync::Arc;

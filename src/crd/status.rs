@@ -123,6 +123,37 @@ pub struct JobStatus {
     pub update_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub savepoint_info: Option<SavepointInfo>,
+    /// Savepoint or retained checkpoint the current deployment of the job started from (and the next
+    /// deployment restores from, once an upgrade or suspend has recorded a newer one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_savepoint_path: Option<String>,
+}
+
+/// Where an upgrade, suspend or resume of an application cluster stands. Written before every
+/// irreversible step so that a restarted operator continues where the last one stopped.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeProgress {
+    /// How the running job is taken down (the upgrade mode of the target spec).
+    pub mode: crate::crd::UpgradeMode,
+    pub step: UpgradeStep,
+    /// Savepoint or checkpoint the next deployment restores from (none: fresh start or HA recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_path: Option<String>,
+    /// When the upgrade began, milliseconds since the epoch.
+    #[serde(default)]
+    pub started: i64,
+}
+
+/// Steps of an upgrade.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpgradeStep {
+    /// The old job may still run: stop it with a savepoint, cancel it, or wait for a savepoint in flight.
+    #[default]
+    Stopping,
+    /// The restore point is settled: delete the old cluster, then deploy the target (or stay suspended).
+    Deleting,
 }
 
 /// What the operator last deployed, and what last ran stably.
@@ -177,6 +208,9 @@ pub struct FlinkDeploymentStatus {
     pub reconciliation_status: Option<ReconciliationStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_manager: Option<TaskManagerInfo>,
+    /// The upgrade, suspend or resume in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeProgress>,
     /// Standard conditions (Ready).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,

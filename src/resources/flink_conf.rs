@@ -117,6 +117,12 @@ fn set_job_keys(cluster: &Cluster, conf: &mut FlinkConfiguration) {
     // The JobManager must outlive a finished or stopped job so the operator can observe its final state;
     // otherwise the Deployment would restart it and run the job again.
     set(conf, "execution.shutdown-on-application-finish", "false");
+    // A cancelled job keeps its latest checkpoint: last-state upgrades without HA restore from it.
+    set_default(
+        conf,
+        "execution.checkpointing.externalized-checkpoint-retention",
+        "RETAIN_ON_CANCELLATION",
+    );
     if flink_config::ha_enabled(conf) {
         set_default(conf, "execution.submit-failed-job-on-application-error", "true");
     }
