@@ -143,6 +143,11 @@ pub struct StatusInputs<'a> {
     pub cluster_info: Option<BTreeMap<String, String>>,
     pub taskmanager_selector: String,
     pub taskmanager_replicas: i32,
+    /// Application clusters: the job's state as reported in `jobStatus` (Ready needs RUNNING).
+    /// None for session clusters.
+    pub job_state: Option<String>,
+    /// `error` comes from the spec (InvalidSpec), not from the job.
+    pub invalid_spec: bool,
     pub now_millis: i64,
     pub now: Time,
 }
@@ -175,21 +180,43 @@ pub fn next_status(inputs: StatusInputs<'_>) -> FlinkDeploymentStatus {
         status.observed_generation = inputs.generation;
     }
     status.lifecycle_state = Some(lifecycle_state(&status, false));
-    status.conditions = Some(ready_condition(&status, previous, inputs.generation, inputs.now));
+    let readiness = Readiness {
+        job_state: inputs.job_state.as_deref(),
+        invalid_spec: inputs.invalid_spec,
+    };
+    status.conditions = Some(ready_condition(
+        &status,
+        previous,
+        readiness,
+        inputs.generation,
+        inputs.now,
+    ));
     status
+}
+
+/// What besides the JobManager decides the Ready condition.
+struct Readiness<'a> {
+    job_state: Option<&'a str>,
+    invalid_spec: bool,
 }
 
 /// The `Ready` condition; its transition time moves only when its status does.
 fn ready_condition(
     status: &FlinkDeploymentStatus,
     previous: &FlinkDeploymentStatus,
+    readiness: Readiness<'_>,
     generation: Option<i64>,
     now: Time,
 ) -> Vec<Condition> {
     let jm = status.job_manager_deployment_status.unwrap_or_default();
     let (state, reason, message) = match (&status.error, jm) {
-        (Some(error), _) => ("False", "InvalidSpec", error.clone()),
-        (None, JobManagerDeploymentStatus::Ready) => ("True", "Ready", "the Flink cluster is ready".to_string()),
+        (Some(error), _) if readiness.invalid_spec => ("False", "InvalidSpec", error.clone()),
+        (Some(error), _) => ("False", "JobError", error.clone()),
+        (None, JobManagerDeploymentStatus::Ready) => match readiness.job_state {
+            None => ("True", "Ready", "the Flink cluster is ready".to_string()),
+            Some("RUNNING") => ("True", "Ready", "the job is running".to_string()),
+            Some(job) => ("False", "JobNotRunning", format!("the job is {job}")),
+        },
         (None, JobManagerDeploymentStatus::Error) => {
             ("False", "JobManagerError", "the JobManager cannot start".to_string())
         }
@@ -397,6 +424,8 @@ mod tests {
             cluster_info: None,
             taskmanager_selector: "app=x,component=taskmanager".into(),
             taskmanager_replicas: 2,
+            job_state: None,
+            invalid_spec: false,
             now_millis,
             now: Time(k8s_openapi::jiff::Timestamp::from_millisecond(now_millis).unwrap()),
         }
@@ -439,6 +468,7 @@ mod tests {
         let mut bad = inputs(&deployed, JobManagerDeploymentStatus::Deploying, 2);
         bad.deployed_spec = None;
         bad.error = Some("spec.job.parallelism: must be at least 1".into());
+        bad.invalid_spec = true;
         bad.generation = Some(2);
         let status = next_status(bad);
         assert_eq!(

@@ -58,6 +58,14 @@ pub enum Error {
     SessionJobsRemain(String),
     #[error("the cluster's objects are still being deleted")]
     CleanupPending,
+    #[error("cannot trigger a savepoint: {0}")]
+    TriggerSavepoint(#[source] crate::flink::FlinkError),
+    #[error("cannot stop the job with a savepoint: {0}")]
+    StopJob(#[source] crate::flink::FlinkError),
+    #[error("cannot cancel the job: {0}")]
+    CancelJob(#[source] crate::flink::FlinkError),
+    #[error("cannot build the deployed spec's objects: {0}")]
+    BuildDeployedSpec(String),
     #[error("object has no namespace")]
     NoNamespace,
     #[error("finalizer: {0}")]
@@ -76,6 +84,10 @@ impl Error {
             Error::WriteStatus(_) => "WriteStatus",
             Error::DeleteObject { .. } | Error::SessionJobsRemain(_) | Error::ListSessionJobs(_) => "CleanupFailed",
             Error::CleanupPending => "CleanupPending",
+            Error::TriggerSavepoint(_) => "TriggerSavepoint",
+            Error::StopJob(_) => "StopJob",
+            Error::CancelJob(_) => "CancelJob",
+            Error::BuildDeployedSpec(_) => "BuildDeployedSpec",
             Error::NoNamespace => "NoNamespace",
             Error::Finalizer(_) => "Finalizer",
         }
@@ -144,6 +156,9 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|c| resources::build_cluster(c).map_err(|e| e.to_string()));
+    if fd.spec.is_application() {
+        return super::application::reconcile(fd, ctx, namespace, checked.map(|_| ())).await;
+    }
     let taskmanager_replicas = cluster
         .as_ref()
         .ok()
@@ -212,6 +227,8 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         cluster_info,
         taskmanager_selector: format!("app={name},component=taskmanager"),
         taskmanager_replicas,
+        job_state: None,
+        invalid_spec: true,
         now_millis: now.as_millisecond(),
         now: Time(now),
     });
@@ -226,7 +243,7 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
 }
 
 /// Why the JobManager's pods cannot run, if so (a failed lookup counts as no news).
-async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name: &str) -> Option<String> {
+pub(super) async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name: &str) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("app={name},component=jobmanager");
     match pods.list(&ListParams::default().labels(&selector)).await {
@@ -239,7 +256,7 @@ async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name: &str) -> O
 }
 
 /// `clusterInfo` from the cluster's REST endpoint, or None while it does not answer.
-async fn rest_cluster_info(
+pub(super) async fn rest_cluster_info(
     fd: &FlinkDeployment,
     ctx: &Context,
     namespace: &str,
@@ -257,7 +274,11 @@ async fn rest_cluster_info(
 
 /// Applies every object of the cluster that changed; returns the JobManager Deployment as it is now and
 /// whether it had to be created.
-async fn apply_objects(ctx: &Context, namespace: &str, objects: ClusterObjects) -> Result<(Deployment, bool), Error> {
+pub(super) async fn apply_objects(
+    ctx: &Context,
+    namespace: &str,
+    objects: ClusterObjects,
+) -> Result<(Deployment, bool), Error> {
     let client = &ctx.client;
     apply_if_changed(client, namespace, objects.config_map, Error::ApplyConfigMap).await?;
     for service in objects.services {
@@ -313,7 +334,7 @@ where
     Ok((applied, created))
 }
 
-async fn write_status(
+pub(super) async fn write_status(
     ctx: &Context,
     namespace: &str,
     name: &str,
@@ -418,7 +439,7 @@ async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result
 }
 
 /// Deletes one object (absent is fine).
-async fn delete<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
+pub(super) async fn delete<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -431,7 +452,14 @@ where
     }
 }
 
-async fn publish(ctx: &Context, fd: &FlinkDeployment, type_: EventType, reason: &str, note: &str, action: &str) {
+pub(super) async fn publish(
+    ctx: &Context,
+    fd: &FlinkDeployment,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),

@@ -4,6 +4,7 @@
 //! validation, so that an invalid spec admitted while the webhook was off is reported in
 //! `status.error` and as a Warning `ValidationError` event.
 
+mod application;
 mod decide;
 mod deployment;
 pub mod job;
