@@ -32,20 +32,6 @@ async fn status_field(env: &OperatorEnv, name: &str, pointer: &str, expected: &s
     .await
 }
 
-/// Plays the Deployment controller: marks `name` as available (or failed) through the status subresource.
-fn set_deployment_status(env: &OperatorEnv, name: &str, status: Value) {
-    let deployment = env.get_json(&["get", "deployment", name]);
-    let mut patched = deployment.clone();
-    patched["status"] = status;
-    let body = serde_json::to_string(&patched).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("d.json");
-    std::fs::write(&file, body).unwrap();
-    // kubectl 1.32 has --subresource; replace writes the status subresource of the stored object.
-    env.cluster
-        .kubectl_ok(&["replace", "--subresource=status", "-f", file.to_str().unwrap()]);
-}
-
 fn owner_is(object: &Value, kind: &str, name: &str) {
     let owners = object["metadata"]["ownerReferences"]
         .as_array()
@@ -123,8 +109,7 @@ async fn native_application_objects_status_walk_and_cleanup() {
             .contains("KeyedCounter")
     );
     assert!(!env.events(name, "Submit").is_empty());
-    set_deployment_status(
-        &env,
+    env.set_deployment_status(
         name,
         json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
     );
@@ -178,8 +163,7 @@ async fn native_application_objects_status_walk_and_cleanup() {
     );
 
     // A failing JobManager Deployment is an ERROR and the lifecycle FAILED.
-    set_deployment_status(
-        &env,
+    env.set_deployment_status(
         name,
         json!({"replicas": 1, "availableReplicas": 0, "conditions": [{"type": "ReplicaFailure", "status": "True",
                "reason": "FailedCreate", "message": "pods \"x\" is forbidden: exceeded quota"}]}),
@@ -341,8 +325,7 @@ async fn cluster_turns_ready_and_stable_when_its_flink_rest_endpoint_answers() {
     let name = "basic-example";
     env.cluster.kubectl_ok(&["apply", "-f", &example("basic.yaml")]);
     status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
-    set_deployment_status(
-        &env,
+    env.set_deployment_status(
         name,
         json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
     );

@@ -7,6 +7,9 @@
 #   flink.sh start-jobmanager WORKDIR [VERSION]    # a JobManager only; waits for REST
 #   flink.sh start-session WORKDIR [VERSION]       # JobManager + one TaskManager (2 slots); waits for
 #                                                  # GET /overview to show the TaskManager
+#   flink.sh start-application WORKDIR VERSION REST_PORT CONF_FILE [ARGS...]
+#                                                  # a standalone application cluster from an operator-rendered
+#                                                  # configuration and JobManager args (see start_application)
 #   flink.sh stop WORKDIR                          # stops the JVMs started in WORKDIR, by PID
 #
 # start-* write WORKDIR/flink.env: REST_URL, PID (JobManager), TM_PID (session only), VERSION, and for a session
@@ -106,10 +109,11 @@ state_dirs_conf() {
     fi
 }
 
-# start_jvm WORKDIR NAME SCRIPT: SCRIPT start-foreground execs the JVM, so $! is its PID. Prints the PID.
+# start_jvm WORKDIR NAME SCRIPT [ARGS...]: SCRIPT start-foreground execs the JVM, so $! is its PID. Prints the PID.
 start_jvm() {
     local work=$1 name=$2 script=$3 home=$1/flink
-    FLINK_CONF_DIR=$home/conf FLINK_LOG_DIR=$home/log "$home/bin/$script" start-foreground \
+    shift 3
+    FLINK_CONF_DIR=$home/conf FLINK_LOG_DIR=$home/log "$home/bin/$script" start-foreground "$@" \
         >"$work/$name.log" 2>&1 </dev/null &
     echo $!
 }
@@ -182,6 +186,48 @@ ENV
     log "Flink $v session cluster up in $(elapsed "$start")s: http://127.0.0.1:$rest (JobManager $jm, TaskManager $tm)"
 }
 
+# Keys of an operator-rendered configuration that only make sense inside a pod network (or would clash with
+# the loopback ones): replaced by start-application.
+POD_ONLY_KEYS='jobmanager\.rpc\.(address|port)|jobmanager\.bind-host|rest\.(address|bind-address|port)|taskmanager\.(host|bind-host|rpc\.port|data\.port)|blob\.server\.port|io\.tmp\.dirs|web\.tmpdir|env\.java\.opts\.all|(jobmanager|taskmanager)\.memory\.process\.size|taskmanager\.numberOfTaskSlots|kubernetes\.[a-z.-]+'
+
+# start-application WORKDIR VERSION REST_PORT CONF_FILE [ARGS...]: an application cluster the way the operator's
+# standalone JobManager Deployment describes it, on loopback: CONF_FILE is the configuration the operator rendered
+# into its ConfigMap (pod-network keys replaced), ARGS the JobManager container's arguments after `standalone-job`
+# (--job-classname, --fromSavepoint, job args), the test job jar in usrlib/, and one TaskManager with SLOTS (env,
+# default 2) slots. REST_PORT is fixed so that an operator's --flink-rest-url keeps pointing at it across restarts.
+start_application() {
+    local work=$1 v=$2 rest=$3 conf=$4 rpc jm tm start home=$1/flink
+    shift 4
+    [[ -f $conf ]] || die "no configuration file $conf"
+    start=$(now)
+    prepare_home "$work" "$v"
+    mkdir -p "$home/usrlib"
+    cp "$(test_job_jar "$v")" "$home/usrlib/flink-test-job.jar"
+    rpc=$(free_port)
+    {
+        grep -vE "^($POD_ONLY_KEYS):" "$conf" || true
+        base_conf "$work" "$rest" "$rpc"
+        cat <<CONF
+taskmanager.host: 127.0.0.1
+taskmanager.bind-host: 127.0.0.1
+taskmanager.numberOfTaskSlots: ${SLOTS:-2}
+taskmanager.memory.process.size: 1024m
+CONF
+        cat "$home/conf/java-opts.yaml"
+    } >"$home/conf/config.yaml"
+    jm=$(start_jvm "$work" jobmanager standalone-job.sh "$@")
+    tm=$(start_jvm "$work" taskmanager taskmanager.sh)
+    cat >"$work/flink.env" <<ENV
+REST_URL=http://127.0.0.1:$rest
+PID=$jm
+TM_PID=$tm
+VERSION=$v
+TM_LOG=$work/taskmanager.log
+ENV
+    await_rest "$work" /overview '"taskmanagers":1[,}]' "$jm" "$tm"
+    log "Flink $v application cluster up in $(elapsed "$start")s: http://127.0.0.1:$rest (JobManager $jm, TaskManager $tm)"
+}
+
 # stop WORKDIR: SIGTERM (SIGKILL after 20 s) to the JVMs recorded in flink.env, TaskManager first.
 stop() {
     local work=$1 pid
@@ -199,6 +245,8 @@ home) flink_home "${2:-$DEFAULT_VERSION}" ;;
 test-jar) test_job_jar "${2:-$DEFAULT_VERSION}" ;;
 start-jobmanager) start_jobmanager "${2:?WORKDIR}" "${3:-}" ;;
 start-session) start_session "${2:?WORKDIR}" "${3:-}" ;;
+start-application) start_application "${2:?WORKDIR}" "${3:?VERSION}" "${4:?REST_PORT}" "${5:?CONF_FILE}" "${@:6}" ;;
 stop) stop "${2:?WORKDIR}" ;;
-*) die "usage: flink.sh home VERSION | test-jar VERSION | start-jobmanager|start-session WORKDIR [VERSION] | stop WORKDIR" ;;
+*) die "usage: flink.sh home VERSION | test-jar VERSION | start-jobmanager|start-session WORKDIR [VERSION] |
+    start-application WORKDIR VERSION REST_PORT CONF_FILE [ARGS...] | stop WORKDIR" ;;
 esac

@@ -282,6 +282,18 @@ impl OperatorEnv {
             .collect()
     }
 
+    /// Plays the Deployment controller: writes `status` into the Deployment's status subresource (e.g. to
+    /// mark it available), since no controller-manager runs on this tier.
+    pub fn set_deployment_status(&self, name: &str, status: serde_json::Value) {
+        let mut deployment = self.get_json(&["get", "deployment", name]);
+        deployment["status"] = status;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.json");
+        std::fs::write(&file, serde_json::to_string(&deployment).unwrap()).unwrap();
+        self.cluster
+            .kubectl_ok(&["replace", "--subresource=status", "-f", file.to_str().unwrap()]);
+    }
+
     /// Whether `kubectl get` finds the object.
     pub fn exists(&self, args: &[&str]) -> bool {
         let mut all = vec!["get"];

@@ -1,0 +1,379 @@
+//! e2e of the job lifecycle through the operator, against real Flink and a real API server.
+//!
+//! No node runs pods on this tier, so the test plays the kubelet for the one standalone application it
+//! creates: when the operator creates the JobManager Deployment, the test starts a real Flink application
+//! cluster on loopback exactly as that Deployment says (the operator's rendered configuration from its
+//! ConfigMap, the container's `standalone-job` arguments including `--fromSavepoint`), and when the operator
+//! deletes the Deployment the test stops those JVMs. Everything the operator does to the job goes through
+//! Flink's REST API (`--flink-rest-url` points at the fixed loopback port).
+//!
+//! Set `FLINK_OPERATOR_SKIP_E2E=1` to skip locally (CI never does).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::cluster::OperatorEnv;
+use support::flink::{ENTRY_CLASS, FlinkCluster, local_path};
+use support::{eventually, free_port, skip_e2e};
+
+const NAME: &str = "lifecycle";
+/// Flink start-up on a busy 2-core machine, plus a savepoint.
+const WAIT: Duration = Duration::from_secs(180);
+
+/// The kubelet for one standalone application cluster.
+struct Kubelet<'a> {
+    env: &'a OperatorEnv,
+    version: &'static str,
+    rest_port: u16,
+    running: Option<(String, FlinkCluster)>,
+    confs: tempfile::TempDir,
+}
+
+impl<'a> Kubelet<'a> {
+    fn new(env: &'a OperatorEnv, version: &'static str, rest_port: u16) -> Self {
+        Kubelet {
+            env,
+            version,
+            rest_port,
+            running: None,
+            confs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Waits for a new JobManager Deployment, runs it, marks it available; returns its job arguments.
+    async fn run_next(&mut self) -> Vec<String> {
+        let previous = self.running.as_ref().map(|(uid, _)| uid.clone());
+        let env = self.env;
+        let deployment = eventually("a new JobManager Deployment", WAIT, || async {
+            let d = env
+                .exists(&["deployment", NAME])
+                .then(|| env.get_json(&["get", "deployment", NAME]))?;
+            let uid = d["metadata"]["uid"].as_str().map(str::to_string);
+            (uid != previous).then_some(d)
+        })
+        .await;
+        self.running = None;
+        let uid = deployment["metadata"]["uid"].as_str().unwrap().to_string();
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let mut args: Vec<String> = serde_json::from_value(container["args"].clone()).unwrap();
+        assert_eq!(args.first().map(String::as_str), Some("standalone-job"), "{args:?}");
+        args.remove(0);
+        let cm = env.get_json(&["get", "configmap", &format!("flink-config-{NAME}")]);
+        let key = if self.version.starts_with("1.") {
+            "flink-conf.yaml"
+        } else {
+            "config.yaml"
+        };
+        let conf = cm["data"][key].as_str().unwrap_or_else(|| panic!("no {key} in {cm}"));
+        let conf_file = self.confs.path().join(format!("{uid}.yaml"));
+        std::fs::write(&conf_file, conf).unwrap();
+        let (version, port, job_args) = (self.version, self.rest_port, args.clone());
+        let cluster =
+            tokio::task::spawn_blocking(move || FlinkCluster::application(version, port, &conf_file, &job_args, 2))
+                .await
+                .unwrap();
+        env.set_deployment_status(
+            NAME,
+            json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
+        );
+        self.running = Some((uid, cluster));
+        args
+    }
+
+    /// Waits until the operator deleted the JobManager Deployment, then stops its Flink processes.
+    async fn await_deletion(&mut self) {
+        let env = self.env;
+        eventually("the JobManager Deployment deleted", WAIT, || async {
+            (!env.exists(&["deployment", NAME])).then_some(())
+        })
+        .await;
+        if let Some((_, cluster)) = self.running.take() {
+            tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+        }
+    }
+
+    fn cluster(&self) -> &FlinkCluster {
+        &self.running.as_ref().expect("a running cluster").1
+    }
+}
+
+fn deployment_yaml(version: &str, state_dir: &std::path::Path, upgrade_mode: &str) -> String {
+    let (flink_version, image, dirs) = if version.starts_with("1.") {
+        ("v1_20", "flink:1.20", ["state.checkpoints.dir", "state.savepoints.dir"])
+    } else {
+        (
+            "v2_3",
+            "flink:2.3",
+            ["execution.checkpointing.dir", "execution.checkpointing.savepoint-dir"],
+        )
+    };
+    let state = state_dir.display();
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {NAME}
+spec:
+  image: {image}
+  flinkVersion: {flink_version}
+  mode: standalone
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "2"
+    {}: file://{state}/checkpoints
+    {}: file://{state}/savepoints
+  jobManager:
+    resource: {{memory: "1024m", cpu: 0.5}}
+  taskManager:
+    replicas: 1
+    resource: {{memory: "1024m", cpu: 0.5}}
+  job:
+    jarURI: local:///opt/flink/usrlib/flink-test-job.jar
+    entryClass: {ENTRY_CLASS}
+    args: ["--checkpoint-interval", "1000", "--records-per-second", "20"]
+    parallelism: 1
+    upgradeMode: {upgrade_mode}
+"#,
+        dirs[0], dirs[1]
+    )
+}
+
+async fn start(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, tempfile::TempDir) {
+    let rest_port = free_port();
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("operator.yaml");
+    std::fs::write(&config, "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
+    let rest_url = format!("http://127.0.0.1:{rest_port}");
+    let env = OperatorEnv::start_with(
+        false,
+        &["--flink-rest-url", &rest_url, "--config", config.to_str().unwrap()],
+    )
+    .await;
+    let out = env
+        .cluster
+        .apply_stdin(&deployment_yaml(version, state.path(), upgrade_mode));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (env, rest_port, state)
+}
+
+/// Waits until `pointer` of the FlinkDeployment satisfies `check`.
+async fn wait_for(env: &OperatorEnv, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, WAIT, || async {
+        let d = env.get_json(&["get", "flinkdep", NAME]);
+        check(&d).then_some(d)
+    })
+    .await
+}
+
+async fn running_and_stable(env: &OperatorEnv) -> Value {
+    wait_for(env, "job RUNNING and lifecycle STABLE", |d| {
+        d["status"]["jobStatus"]["state"] == "RUNNING" && d["status"]["lifecycleState"] == "STABLE"
+    })
+    .await
+}
+
+fn patch(env: &OperatorEnv, body: Value) {
+    env.cluster
+        .kubectl_ok(&["patch", "flinkdep", NAME, "--type=merge", "-p", &body.to_string()]);
+}
+
+fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// The first count the job printed for each key: 1 for a fresh start, more when the state was restored.
+async fn first_counts(cluster: &FlinkCluster) -> Vec<(u64, u64)> {
+    eventually("the job to print counts for every key", WAIT, || async {
+        let counts = cluster.printed_counts();
+        let mut first: Vec<(u64, u64)> = vec![];
+        for (key, count) in counts {
+            if !first.iter().any(|(k, _)| *k == key) {
+                first.push((key, count));
+            }
+        }
+        (first.len() >= 4).then_some(first)
+    })
+    .await
+}
+
+async fn restored_from(rest_url: &str) -> Option<String> {
+    let client = flink_operator::flink::RestClient::new(Duration::from_secs(5));
+    let jobs = client.jobs_overview(rest_url).await.ok()?;
+    let job = jobs
+        .iter()
+        .find(|j| j.state == flink_operator::flink::JobState::Running)?;
+    let stats = client.checkpoint_stats(rest_url, &job.jid).await.ok()?;
+    stats.latest.restored.and_then(|r| r.external_path)
+}
+
+#[tokio::test]
+async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
+    if skip_e2e() {
+        return;
+    }
+    let (env, rest_port, _state) = start("1.20.5", "savepoint").await;
+    let mut kubelet = Kubelet::new(&env, "1.20.5", rest_port);
+
+    // First deployment: a fresh start.
+    let args = kubelet.run_next().await;
+    assert_eq!(arg_after(&args, "--job-classname").as_deref(), Some(ENTRY_CLASS));
+    assert!(!args.contains(&"--fromSavepoint".to_string()), "{args:?}");
+    let d = running_and_stable(&env).await;
+    let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let jm_uid = env.get_json(&["get", "deployment", NAME])["metadata"]["uid"].clone();
+    assert!(
+        first_counts(kubelet.cluster()).await.iter().all(|(_, c)| *c == 1),
+        "a fresh job counts from 1"
+    );
+
+    // A manual savepoint: recorded in status, on disk, and the job keeps running.
+    patch(&env, json!({"spec": {"job": {"savepointTriggerNonce": 1}}}));
+    let d = wait_for(&env, "a manual savepoint in status", |d| {
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["triggerType"] == "MANUAL"
+    })
+    .await;
+    let manual = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(local_path(&manual).exists(), "savepoint {manual} not on disk");
+    assert_eq!(
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["triggerNonce"],
+        1
+    );
+    assert_eq!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
+
+    // An operator-only change (IGNORE): recorded, no restart, no new savepoint, Deployment untouched.
+    let rv = env.get_json(&["get", "deployment", NAME])["metadata"]["resourceVersion"].clone();
+    patch(
+        &env,
+        json!({"spec": {"flinkConfiguration": {"kubernetes.operator.savepoint.history.max.count": "5"}}}),
+    );
+    let d = wait_for(&env, "the operator-only change observed", |d| {
+        d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            && d["status"]["reconciliationStatus"]["lastReconciledSpec"]
+                .as_str()
+                .is_some_and(|s| s.contains("history.max.count"))
+    })
+    .await;
+    assert_eq!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
+    assert_eq!(d["status"]["lifecycleState"], "STABLE");
+    assert_eq!(
+        d["status"]["jobStatus"]["savepointInfo"]["savepointHistory"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let deployment = env.get_json(&["get", "deployment", NAME]);
+    assert_eq!(
+        deployment["metadata"]["resourceVersion"], rv,
+        "the JobManager Deployment was rewritten"
+    );
+    assert_eq!(deployment["metadata"]["uid"], jm_uid);
+
+    // A savepoint upgrade (parallelism 1 -> 2): stop-with-savepoint, recorded, redeployed from it.
+    patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
+    wait_for(&env, "lifecycle UPGRADING", |d| {
+        d["status"]["lifecycleState"] == "UPGRADING"
+    })
+    .await;
+    kubelet.await_deletion().await;
+    let d = env.get_json(&["get", "flinkdep", NAME]);
+    let upgrade_sp = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(upgrade_sp["triggerType"], "UPGRADE", "{}", d["status"]);
+    let upgrade_sp = upgrade_sp["location"].as_str().unwrap().to_string();
+    assert_ne!(upgrade_sp, manual);
+    let args = kubelet.run_next().await;
+    assert_eq!(
+        arg_after(&args, "--fromSavepoint").as_deref(),
+        Some(upgrade_sp.as_str())
+    );
+    let d = running_and_stable(&env).await;
+    let second_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert_ne!(second_job, first_job);
+    assert!(!env.events(NAME, "SpecChanged").is_empty());
+    let rest = kubelet.cluster().rest_url.clone();
+    let restored = eventually("the job restored from the upgrade savepoint", WAIT, || async {
+        restored_from(&rest).await
+    })
+    .await;
+    assert_eq!(local_path(&restored), local_path(&upgrade_sp));
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(
+        resumed.iter().all(|(_, c)| *c > 1),
+        "counts restarted instead of resuming: {resumed:?}"
+    );
+
+    // Suspend: stopped with a savepoint, nothing left running.
+    patch(&env, json!({"spec": {"job": {"state": "suspended"}}}));
+    kubelet.await_deletion().await;
+    let d = wait_for(&env, "lifecycle SUSPENDED", |d| {
+        d["status"]["lifecycleState"] == "SUSPENDED"
+    })
+    .await;
+    assert_eq!(d["status"]["jobStatus"]["state"], "SUSPENDED");
+    let suspend_sp = d["status"]["jobStatus"]["upgradeSavepointPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"],
+        suspend_sp.as_str()
+    );
+    assert!(!env.exists(&["deployment", &format!("{NAME}-taskmanager")]));
+
+    // Resume: from the suspend savepoint.
+    patch(&env, json!({"spec": {"job": {"state": "running"}}}));
+    let args = kubelet.run_next().await;
+    assert_eq!(
+        arg_after(&args, "--fromSavepoint").as_deref(),
+        Some(suspend_sp.as_str())
+    );
+    running_and_stable(&env).await;
+
+    // Delete: the cluster goes, then the resource.
+    env.cluster.kubectl_ok(&["delete", "flinkdep", NAME, "--timeout=120s"]);
+    kubelet.await_deletion().await;
+}
+
+#[tokio::test]
+async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2_3() {
+    if skip_e2e() {
+        return;
+    }
+    let (env, rest_port, _state) = start("2.3.0", "last-state").await;
+    let mut kubelet = Kubelet::new(&env, "2.3.0", rest_port);
+    kubelet.run_next().await;
+    let d = running_and_stable(&env).await;
+    let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert_eq!(d["status"]["clusterInfo"]["flink-version"], "2.3.0");
+    // Wait for a completed checkpoint to exist (the job checkpoints every second).
+    let rest = kubelet.cluster().rest_url.clone();
+    eventually("a completed checkpoint", WAIT, || async {
+        let client = flink_operator::flink::RestClient::new(Duration::from_secs(5));
+        let stats = client.checkpoint_stats(&rest, &first_job).await.ok()?;
+        stats.latest.completed.and_then(|c| c.external_path)
+    })
+    .await;
+
+    patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
+    kubelet.await_deletion().await;
+    let args = kubelet.run_next().await;
+    let from = arg_after(&args, "--fromSavepoint").expect("restores from the retained checkpoint");
+    assert!(from.contains("chk-"), "not a checkpoint: {from}");
+    let d = running_and_stable(&env).await;
+    assert_ne!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
+    assert!(
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].is_null(),
+        "last-state took a savepoint"
+    );
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(
+        resumed.iter().all(|(_, c)| *c > 1),
+        "counts restarted instead of resuming: {resumed:?}"
+    );
+}
