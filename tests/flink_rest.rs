@@ -85,7 +85,11 @@ fn test_jar(version: &str) -> PathBuf {
 
 /// A `file:` URI from Flink as a local path.
 fn local_path(uri: &str) -> PathBuf {
-    PathBuf::from(uri.strip_prefix("file://").or_else(|| uri.strip_prefix("file:")).unwrap_or(uri))
+    PathBuf::from(
+        uri.strip_prefix("file://")
+            .or_else(|| uri.strip_prefix("file:"))
+            .unwrap_or(uri),
+    )
 }
 
 /// `(key, count)` lines the test job prints (`(k,c)`, prefixed with `N> ` when the sink runs in parallel).
@@ -116,9 +120,11 @@ async fn job_state(client: &RestClient, base: &str, job: &str) -> JobState {
 }
 
 async fn wait_running(client: &RestClient, base: &str, job: &str) {
-    eventually("the job and all its vertices RUNNING", Duration::from_secs(120), || async {
-        is_job_running(&client.job_details(base, job).await.unwrap()).then_some(())
-    })
+    eventually(
+        "the job and all its vertices RUNNING",
+        Duration::from_secs(120),
+        || async { is_job_running(&client.job_details(base, job).await.unwrap()).then_some(()) },
+    )
     .await;
 }
 
@@ -146,14 +152,19 @@ async fn job_lifecycle(version: &str) {
     let run = |savepoint: Option<String>| JarRunRequest {
         entry_class: Some(ENTRY_CLASS.into()),
         parallelism: Some(2),
-        program_args: ["--checkpoint-interval", "500", "--records-per-second", "20"].map(String::from).to_vec(),
+        program_args: ["--checkpoint-interval", "500", "--records-per-second", "20"]
+            .map(String::from)
+            .to_vec(),
         savepoint_path: savepoint,
         allow_non_restored_state: Some(false),
         job_id: None,
     };
     let job = client.run_jar(base, &jar_id, &run(None)).await.unwrap();
     let listed = client.jobs_overview(base).await.unwrap();
-    assert!(listed.iter().any(|j| j.jid == job && j.name == "KeyedCounter"), "{listed:?}");
+    assert!(
+        listed.iter().any(|j| j.jid == job && j.name == "KeyedCounter"),
+        "{listed:?}"
+    );
     wait_running(&client, base, &job).await;
     let details = client.job_details(base, &job).await.unwrap();
     assert!(details.start_time > 0 && details.end_time == -1);
@@ -181,7 +192,11 @@ async fn job_lifecycle(version: &str) {
     let savepoint_path = local_path(&savepoint);
     assert!(savepoint_path.starts_with(&target), "{savepoint}");
     assert!(savepoint_path.join("_metadata").exists(), "{savepoint}");
-    assert_eq!(job_state(&client, base, &job).await, JobState::Running, "cancel-job: false keeps it running");
+    assert_eq!(
+        job_state(&client, base, &job).await,
+        JobState::Running,
+        "cancel-job: false keeps it running"
+    );
     let disposal = client.dispose_savepoint(base, &savepoint).await.unwrap();
     eventually("the savepoint disposal", Duration::from_secs(60), || async {
         match client.disposal_status(base, &disposal).await.unwrap() {
@@ -191,7 +206,10 @@ async fn job_lifecycle(version: &str) {
         }
     })
     .await;
-    assert!(!savepoint_path.exists(), "disposed savepoint still there: {savepoint_path:?}");
+    assert!(
+        !savepoint_path.exists(),
+        "disposed savepoint still there: {savepoint_path:?}"
+    );
     // Disposing of something that is not a savepoint fails with Flink's cause.
     let bad_disposal = client.dispose_savepoint(base, "/nonexistent/savepoint").await.unwrap();
     let cause = eventually("the failed disposal", Duration::from_secs(60), || async {
@@ -212,7 +230,10 @@ async fn job_lifecycle(version: &str) {
     };
     let trigger = client.stop_with_savepoint(base, &job, &stop).await.unwrap();
     let stop_savepoint = savepoint_location(&client, base, &job, &trigger).await;
-    assert!(local_path(&stop_savepoint).join("_metadata").exists(), "{stop_savepoint}");
+    assert!(
+        local_path(&stop_savepoint).join("_metadata").exists(),
+        "{stop_savepoint}"
+    );
     eventually("the stopped job FINISHED", Duration::from_secs(60), || async {
         (job_state(&client, base, &job).await == JobState::Finished).then_some(())
     })
@@ -234,13 +255,20 @@ async fn job_lifecycle(version: &str) {
     assert_eq!(counts_at_stop.len(), 4, "the job counts 4 keys: {counts_at_stop:?}");
 
     // Run again from that savepoint: checkpoint stats show the restore, and the keyed counts carry on.
-    let restored_job = client.run_jar(base, &jar_id, &run(Some(stop_savepoint.clone()))).await.unwrap();
+    let restored_job = client
+        .run_jar(base, &jar_id, &run(Some(stop_savepoint.clone())))
+        .await
+        .unwrap();
     assert_ne!(restored_job, job);
     wait_running(&client, base, &restored_job).await;
-    let restored = eventually("latest.restored in the checkpoint stats", Duration::from_secs(60), || async {
-        let stats = client.checkpoint_stats(base, &restored_job).await.unwrap();
-        stats.latest.restored.map(|r| (r, stats.counts.restored))
-    })
+    let restored = eventually(
+        "latest.restored in the checkpoint stats",
+        Duration::from_secs(60),
+        || async {
+            let stats = client.checkpoint_stats(base, &restored_job).await.unwrap();
+            stats.latest.restored.map(|r| (r, stats.counts.restored))
+        },
+    )
     .await;
     assert_eq!(
         restored.0.external_path.as_deref().map(local_path),
@@ -278,7 +306,13 @@ async fn job_lifecycle(version: &str) {
 
     // A job that cannot start (its savepoint does not exist): the run fails with Flink's root cause, and the
     // FAILED job's execution result carries the cause.
-    let known: Vec<String> = client.jobs_overview(base).await.unwrap().into_iter().map(|j| j.jid).collect();
+    let known: Vec<String> = client
+        .jobs_overview(base)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.jid)
+        .collect();
     let err = client
         .run_jar(base, &jar_id, &run(Some("/nonexistent/savepoint".into())))
         .await
@@ -321,15 +355,27 @@ async fn job_lifecycle(version: &str) {
     // Unknown ids answer 404 with Flink's message.
     let err = client.job_details(base, UNKNOWN_JOB).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    assert!(err.to_string().contains(UNKNOWN_JOB) && err.to_string().contains("not found"), "{err}");
-    let err = client.savepoint_status(base, &restored_job, UNKNOWN_JOB).await.unwrap_err();
-    assert!(err.is_not_found() && err.to_string().contains("no savepoint operation"), "{err}");
+    assert!(
+        err.to_string().contains(UNKNOWN_JOB) && err.to_string().contains("not found"),
+        "{err}"
+    );
+    let err = client
+        .savepoint_status(base, &restored_job, UNKNOWN_JOB)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_not_found() && err.to_string().contains("no savepoint operation"),
+        "{err}"
+    );
 
     // Jars: delete, gone from the list, a second delete fails.
     client.delete_jar(base, &jar_id).await.unwrap();
     assert!(!client.list_jars(base).await.unwrap().iter().any(|j| j.id == jar_id));
     let err = client.delete_jar(base, &jar_id).await.unwrap_err();
-    assert!(err.status().is_some() && err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        err.status().is_some() && err.to_string().contains("does not exist"),
+        "{err}"
+    );
 
     eprintln!(
         "Flink {version}: cluster up in {:.1}s, lifecycle in {:.1}s",
@@ -447,8 +493,15 @@ async fn reads_are_retried_on_5xx_until_they_succeed() {
 async fn reads_give_up_after_three_attempts_with_the_last_status() {
     let (base, count) = local_server(Behaviour::Statuses(&[500])).await;
     let err = fast_retries().overview(&base).await.unwrap_err();
-    assert!(matches!(err, FlinkError::Status { status: 500, ref message, .. } if message == "busy"), "{err}");
-    assert!(err.to_string().starts_with(&format!("GET {base}/overview answered 500: busy")), "{err}");
+    assert!(
+        matches!(err, FlinkError::Status { status: 500, ref message, .. } if message == "busy"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("GET {base}/overview answered 500: busy")),
+        "{err}"
+    );
     assert_eq!(count.load(Ordering::SeqCst), 3);
 }
 
@@ -473,7 +526,10 @@ async fn writes_are_never_retried() {
     assert!(client.cancel_job(&base, UNKNOWN_JOB).await.is_err());
     assert_eq!(count.load(Ordering::SeqCst), 2);
     let (base, count) = local_server(Behaviour::Hangup).await;
-    let err = client.run_jar(&base, "x.jar", &JarRunRequest::default()).await.unwrap_err();
+    let err = client
+        .run_jar(&base, "x.jar", &JarRunRequest::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, FlinkError::Request { .. }), "{err}");
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
@@ -508,7 +564,10 @@ async fn a_silent_server_times_out_within_the_bound() {
     let err = RestClient::new(timeout).overview(&base).await.unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, FlinkError::Timeout { .. }), "{err}");
-    assert!(took >= timeout && took < timeout + Duration::from_millis(500), "{took:?}");
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(500),
+        "{took:?}"
+    );
     // A timeout is not retried: the caller's time budget is spent.
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
@@ -516,7 +575,10 @@ async fn a_silent_server_times_out_within_the_bound() {
 #[tokio::test]
 async fn malformed_urls_and_ids_are_rejected_before_sending() {
     let client = RestClient::new(Duration::from_secs(1));
-    assert!(matches!(client.cluster_info("not a url").await, Err(FlinkError::InvalidUrl { .. })));
+    assert!(matches!(
+        client.cluster_info("not a url").await,
+        Err(FlinkError::InvalidUrl { .. })
+    ));
     assert!(matches!(
         client.job_details("http://127.0.0.1:1", "../jars").await,
         Err(FlinkError::InvalidUrl { .. })

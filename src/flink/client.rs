@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{FlinkError, error_body_message, summarize_java_error, truncate_chars, MAX_MESSAGE_CHARS};
+use super::error::{FlinkError, MAX_MESSAGE_CHARS, error_body_message, summarize_java_error, truncate_chars};
 use super::types::*;
 
 /// How often a read (GET) is tried when the connection fails or Flink answers 5xx. Writes are never repeated:
@@ -243,7 +243,12 @@ impl RestClient {
         })?;
         let content_type = header::HeaderValue::from_static("application/json");
         let body = self
-            .call(Method::POST, &target, Some((content_type, Bytes::from(json))), self.timeout)
+            .call(
+                Method::POST,
+                &target,
+                Some((content_type, Bytes::from(json))),
+                self.timeout,
+            )
             .await?;
         decode(&Method::POST, &target, &body)
     }
@@ -256,11 +261,17 @@ impl RestClient {
         body: Option<(header::HeaderValue, Bytes)>,
         timeout: Duration,
     ) -> Result<Bytes, FlinkError> {
-        let uri: hyper::Uri = target.parse().map_err(|e: http::uri::InvalidUri| FlinkError::InvalidUrl {
-            url: target.to_string(),
-            reason: e.to_string(),
-        })?;
-        let attempts = if method == Method::GET { self.retry.attempts.max(1) } else { 1 };
+        let uri: hyper::Uri = target
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| FlinkError::InvalidUrl {
+                url: target.to_string(),
+                reason: e.to_string(),
+            })?;
+        let attempts = if method == Method::GET {
+            self.retry.attempts.max(1)
+        } else {
+            1
+        };
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         loop {
@@ -358,7 +369,9 @@ fn segment(id: &str) -> Result<&str, FlinkError> {
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(id)
     } else {
@@ -423,7 +436,13 @@ fn multipart_jar(file_name: &str, content: &[u8]) -> (header::HeaderValue, Bytes
     }
     let safe_name: String = file_name
         .chars()
-        .map(|c| if c == '"' || c == '\\' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let mut body = Vec::with_capacity(content.len() + 256);
     body.extend_from_slice(
@@ -519,7 +538,9 @@ mod tests {
             }
         );
         assert_eq!(
-            operation_status(body(serde_json::json!({"status": {"id": "COMPLETED"}, "operation": {}}))),
+            operation_status(body(
+                serde_json::json!({"status": {"id": "COMPLETED"}, "operation": {}})
+            )),
             OperationStatus::Completed { location: None }
         );
         let failed = operation_status(body(serde_json::json!({"status": {"id": "COMPLETED"}, "operation": {

@@ -11,9 +11,17 @@ pub enum FlinkError {
     #[error("invalid Flink REST URL {url}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("{method} {url} failed: {reason}")]
-    Request { method: String, url: String, reason: String },
+    Request {
+        method: String,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url} timed out after {timeout:?}")]
-    Timeout { method: String, url: String, timeout: Duration },
+    Timeout {
+        method: String,
+        url: String,
+        timeout: Duration,
+    },
     #[error("{method} {url} answered {status}: {message}")]
     Status {
         method: String,
@@ -23,7 +31,11 @@ pub enum FlinkError {
         message: String,
     },
     #[error("{method} {url} returned an unexpected body: {reason}")]
-    Decode { method: String, url: String, reason: String },
+    Decode {
+        method: String,
+        url: String,
+        reason: String,
+    },
 }
 
 impl FlinkError {
@@ -55,7 +67,11 @@ pub fn error_body_message(body: &[u8]) -> String {
                 .iter()
                 .filter(|e| e.trim() != "Internal server error.")
                 .collect();
-            let chosen = if specific.is_empty() { parsed.errors.iter().collect() } else { specific };
+            let chosen = if specific.is_empty() {
+                parsed.errors.iter().collect()
+            } else {
+                specific
+            };
             chosen
                 .into_iter()
                 .map(|e| summarize_java_error(e))
@@ -144,7 +160,13 @@ mod tests {
         );
         let plain = serde_json::json!({"errors": ["Not found: /nope"]});
         assert_eq!(error_body_message(plain.to_string().as_bytes()), "Not found: /nope");
-        assert_eq!(error_body_message(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
-        assert_eq!(error_body_message("x".repeat(2000).as_bytes()).chars().count(), MAX_MESSAGE_CHARS);
+        assert_eq!(
+            error_body_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+        assert_eq!(
+            error_body_message("x".repeat(2000).as_bytes()).chars().count(),
+            MAX_MESSAGE_CHARS
+        );
     }
 }

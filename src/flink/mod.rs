@@ -10,9 +10,9 @@ pub use client::{RestClient, RetryPolicy, cluster_info_of};
 pub use error::{FlinkError, MAX_MESSAGE_CHARS, error_body_message, summarize_java_error, truncate_chars};
 pub use job_state::{ExecutionState, JobPhase, JobState, is_job_running};
 pub use types::{
-    CheckpointCounts, CheckpointStats, ClusterOverview, CompletedCheckpoint, FailedCheckpoint, JarFile,
-    JarRunRequest, JobDetails, JobResult, JobSummary, JobVertex, LatestCheckpoints, OperationStatus,
-    RestoredCheckpoint, SavepointFormat, SavepointRequest, StopRequest,
+    CheckpointCounts, CheckpointStats, ClusterOverview, CompletedCheckpoint, FailedCheckpoint, JarFile, JarRunRequest,
+    JobDetails, JobResult, JobSummary, JobVertex, LatestCheckpoints, OperationStatus, RestoredCheckpoint,
+    SavepointFormat, SavepointRequest, StopRequest,
 };
 
 /// The REST base URL of a cluster from a template with `{name}`, `{namespace}` and `{port}`.

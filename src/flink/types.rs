@@ -197,9 +197,13 @@ pub(crate) struct AsyncOperationResult {
 pub enum OperationStatus {
     InProgress,
     /// Done; a savepoint's `location` (a URI such as `file:/path/savepoint-...`). Disposal has none.
-    Completed { location: Option<String> },
+    Completed {
+        location: Option<String>,
+    },
     /// Failed; the cause summarised and truncated.
-    Failed { cause: String },
+    Failed {
+        cause: String,
+    },
 }
 
 /// `GET /jobs/:jid/checkpoints` (the parts the operator reads).
@@ -372,7 +376,10 @@ mod tests {
                                     "external_path": "file:/s/savepoint-1"}}}))
         .unwrap();
         assert_eq!(stats.counts.restored, 1);
-        assert_eq!(stats.latest.completed.unwrap().external_path.as_deref(), Some("file:/c/chk-5"));
+        assert_eq!(
+            stats.latest.completed.unwrap().external_path.as_deref(),
+            Some("file:/c/chk-5")
+        );
         assert!(stats.latest.restored.unwrap().is_savepoint);
     }
 }
