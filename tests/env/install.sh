@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
-# (etcd, openssl, jq, prometheus), a Flink 1.20.5 distribution from PyPI (flink.sh),
+# (etcd, openssl, jq, prometheus), Flink 1.20.5 and 2.3.0 from PyPI with the test job (flink.sh),
 # plus kube-apiserver v1.20.2 built from Debian's
 # source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
 # (well under a second) when everything is already installed and cached.
@@ -78,6 +78,10 @@ fi
 
 # ------------------------------------------------------------- flink
 # A real Flink distribution (PyPI apache-flink, Java 17) for tests that need a Flink REST endpoint.
-"$ENV_DIR/flink.sh" home 1.20.5 >/dev/null
+# Both supported majors (tests/flink_rest.rs runs 1.20 and 2.3), and the test job compiled for each.
+for flink_version in 1.20.5 2.3.0; do
+    "$ENV_DIR/flink.sh" home "$flink_version" >/dev/null
+    "$ENV_DIR/flink.sh" test-jar "$flink_version" >/dev/null
+done
 
 log "done in $(elapsed "$start")s"

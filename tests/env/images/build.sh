@@ -31,7 +31,6 @@ ARCHIVES=$IMG_CACHE/archives
 LAYOUT=$IMG_CACHE/oci
 WORK=$IMG_CACHE/work
 PYPI=$IMG_CACHE/pypi
-JARS=$IMG_CACHE/testjob
 
 FLINK_1_VERSION=1.20.5
 FLINK_2_VERSION=2.3.0
@@ -65,7 +64,7 @@ done
 [[ ${file_is_static:-} == *"not a dynamic executable"* ]] ||
     die "$BUSYBOX is not the static busybox (apt-get install busybox-static)"
 
-mkdir -p "$ARCHIVES" "$WORK" "$PYPI" "$JARS"
+mkdir -p "$ARCHIVES" "$WORK" "$PYPI"
 # One build at a time per cache (the OCI layout and work dirs are shared).
 exec 9>"$IMG_CACHE/.build.lock"
 flock 9
@@ -173,24 +172,10 @@ flink_home() {
 
 # ----------------------------------------------------------------- test job
 
-TESTJOB_SRC=$IMAGES_DIR/testjob/KeyedCounter.java
-
-# test_job_jar VERSION: compile the test job against Flink VERSION (cached by source hash).
+# test_job_jar VERSION: testjob/KeyedCounter.java compiled against Flink VERSION (flink.sh test-jar: cached by
+# source hash, shared with the loopback Flink tests).
 test_job_jar() {
-    local v=$1 home hash jar tmp
-    hash=$( (cat "$TESTJOB_SRC"; echo "$v") | sha256sum | cut -c1-16)
-    jar=$JARS/flink-test-job-$v-$hash.jar
-    if [[ ! -s $jar ]]; then
-        home=$(flink_home "$v")
-        tmp=$(mktemp -d "$WORK/testjob.XXXXXX")
-        javac --release 11 -Xlint:-options -cp "$home/lib/flink-dist-$v.jar" -d "$tmp/classes" "$TESTJOB_SRC" >&2
-        jar --create --file "$tmp/job.jar" -C "$tmp/classes" . >&2
-        mv -f "$tmp/job.jar" "$jar"
-        rm -rf "$tmp"
-        find "$JARS" -name "flink-test-job-$v-*.jar" ! -name "${jar##*/}" -delete
-        log "test job for Flink $v: $jar"
-    fi
-    echo "$jar"
+    "$IMAGES_DIR/../flink.sh" test-jar "$1"
 }
 
 # ----------------------------------------------------------------- Debian base
