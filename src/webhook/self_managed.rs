@@ -43,7 +43,7 @@ const CONFLICT_RETRIES: usize = 5;
 pub struct Settings {
     pub secret_namespace: String,
     pub secret_name: String,
-    /// DNS names the serving certificate must cover (the webhook Service's names).
+    /// DNS names the serving certificate must cover (the webhook Service's names); IP addresses are allowed.
     pub dns_names: Vec<String>,
     /// Name of both the Validating- and the MutatingWebhookConfiguration whose `caBundle` is kept current.
     pub webhook_configuration: String,
@@ -239,7 +239,14 @@ pub fn issue(plan: &Plan, old: Option<&Material>, settings: &Settings) -> Result
             old.map(|old| old.ca.cert_pem.clone()),
         ),
     };
-    let (cert_pem, key_pem) = certs::issue_serving(&ca, &settings.dns_names, &[], serving_days)?;
+    // A name that is an IP address (a webhook reached by URL, as in tests) becomes an IP SAN.
+    let (ips, dns): (Vec<_>, Vec<_>) = settings
+        .dns_names
+        .iter()
+        .partition(|name| name.parse::<std::net::IpAddr>().is_ok());
+    let ips: Vec<std::net::IpAddr> = ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+    let dns: Vec<String> = dns.into_iter().cloned().collect();
+    let (cert_pem, key_pem) = certs::issue_serving(&ca, &dns, &ips, serving_days)?;
     Ok(Material {
         ca,
         cert_pem,
@@ -596,6 +603,15 @@ mod tests {
         let mut broken = material(&names(), 365, 730);
         broken.ca.cert_pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into();
         assert!(matches!(plan(Some(&broken)), Plan::NewCa { .. }));
+    }
+
+    #[test]
+    fn ip_addresses_become_ip_names() {
+        let mut s = settings();
+        s.dns_names = vec!["127.0.0.1".into(), "localhost".into()];
+        let m = issue(&Plan::NewCa { reason: "test".into() }, None, &s).unwrap();
+        let p = decide(Some(&m), &s.dns_names, OffsetDateTime::now_utc(), 365 * DAY, 30 * DAY);
+        assert_eq!(p, Plan::Keep);
     }
 
     #[test]
