@@ -82,7 +82,11 @@ pub struct RunOptions {
 #[derive(Clone, Debug, clap::Args)]
 pub struct SelfManagedOptions {
     /// Secret holding the webhook's CA and serving certificate; setting it turns self-managed certificates on.
-    #[arg(long, env = "FLINK_OPERATOR_SELF_MANAGED_CERTS_SECRET", conflicts_with = "no_webhook")]
+    #[arg(
+        long,
+        env = "FLINK_OPERATOR_SELF_MANAGED_CERTS_SECRET",
+        conflicts_with = "no_webhook"
+    )]
     pub self_managed_certs_secret: Option<String>,
     /// Namespace of that Secret (in a pod: its own namespace, e.g. from the downward API).
     #[arg(
@@ -297,10 +301,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// Settings of self-managed certificates, when `--self-managed-certs-secret` is given.
-fn self_managed_settings(
-    opts: &RunOptions,
-    paths: &tls::CertPaths,
-) -> anyhow::Result<Option<self_managed::Settings>> {
+fn self_managed_settings(opts: &RunOptions, paths: &tls::CertPaths) -> anyhow::Result<Option<self_managed::Settings>> {
     let options = &opts.self_managed;
     let Some(secret_name) = options.self_managed_certs_secret.clone() else {
         return Ok(None);

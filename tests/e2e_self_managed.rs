@@ -81,7 +81,12 @@ fn register_without_ca(cluster: &ControlPlane, port: u16, dir: &Path) {
     let empty = dir.join("empty-ca.pem");
     std::fs::write(&empty, "").unwrap();
     let out = std::process::Command::new(support::operator_bin())
-        .args(["webhook-config", "--url", &format!("https://127.0.0.1:{port}"), "--ca-file"])
+        .args([
+            "webhook-config",
+            "--url",
+            &format!("https://127.0.0.1:{port}"),
+            "--ca-file",
+        ])
         .arg(&empty)
         .args(["--timeout-seconds", "5", "--namespaces", &cluster.namespace])
         .output()
@@ -140,7 +145,9 @@ fn ca_bundles(cluster: &ControlPlane) -> Vec<String> {
         .map(|kind| {
             let json: Value =
                 serde_json::from_str(&cluster.kubectl_ok(&["get", kind, CONFIGURATION, "-o", "json"])).unwrap();
-            let b64 = json["webhooks"][0]["clientConfig"]["caBundle"].as_str().unwrap_or_default();
+            let b64 = json["webhooks"][0]["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap_or_default();
             String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
         })
         .collect()
@@ -188,13 +195,17 @@ async fn self_managed_certificates_on_a_real_api_server() {
         secret_text(&created, "tls.crt")
     );
     register_without_ca(&cluster, a.webhook_port, dir.path());
-    eventually("the operator to write the caBundle", Duration::from_secs(30), || async {
-        (ca_bundles(&cluster) == vec![ca.clone(), ca.clone()]).then_some(())
-    })
+    eventually(
+        "the operator to write the caBundle",
+        Duration::from_secs(30),
+        || async { (ca_bundles(&cluster) == vec![ca.clone(), ca.clone()]).then_some(()) },
+    )
     .await;
-    eventually("the webhook to reject an invalid spec", Duration::from_secs(30), || async {
-        rejected_through_webhook(&cluster).ok()
-    })
+    eventually(
+        "the webhook to reject an invalid spec",
+        Duration::from_secs(30),
+        || async { rejected_through_webhook(&cluster).ok() },
+    )
     .await;
 
     // 2. Operator B with the same Secret reuses it: same CA, same serving certificate, Secret not rewritten.
@@ -209,7 +220,10 @@ async fn self_managed_certificates_on_a_real_api_server() {
         std::fs::read_to_string(dir.path().join("b/tls.crt")).unwrap(),
         secret_text(&created, "tls.crt")
     );
-    assert!(served_by(b.webhook_port, &ca).await, "B does not serve a certificate of the Secret's CA");
+    assert!(
+        served_by(b.webhook_port, &ca).await,
+        "B does not serve a certificate of the Secret's CA"
+    );
     assert!(!b.logs().contains("webhook certificates written"), "{}", b.logs());
 
     // 3. Someone resets the caBundle (as a chart upgrade might): it is written back.
@@ -233,11 +247,15 @@ async fn self_managed_certificates_on_a_real_api_server() {
         }
     });
     cluster.kubectl_ok(&["patch", "secret", SECRET, "--type=merge", "-p", &patch.to_string()]);
-    let renewed = eventually("the expiring certificate to be renewed", Duration::from_secs(30), || async {
-        let s = secret(&cluster);
-        let cert = secret_text(&s, "tls.crt");
-        (cert != expiring.cert_pem && cert != secret_text(&created, "tls.crt")).then_some(s)
-    })
+    let renewed = eventually(
+        "the expiring certificate to be renewed",
+        Duration::from_secs(30),
+        || async {
+            let s = secret(&cluster);
+            let cert = secret_text(&s, "tls.crt");
+            (cert != expiring.cert_pem && cert != secret_text(&created, "tls.crt")).then_some(s)
+        },
+    )
     .await;
     let new_ca = secret_text(&renewed, "ca.crt");
     let new_cert = secret_text(&renewed, "tls.crt");
@@ -248,10 +266,14 @@ async fn self_managed_certificates_on_a_real_api_server() {
         "renewed certificate expires at {not_after}"
     );
     for (op, tag) in [(&a, "a"), (&b, "b")] {
-        eventually("the renewed certificate on disk and served", Duration::from_secs(30), || async {
-            let on_disk = std::fs::read_to_string(dir.path().join(tag).join("tls.crt")).unwrap_or_default();
-            (on_disk == new_cert && served_by(op.webhook_port, &new_ca).await).then_some(())
-        })
+        eventually(
+            "the renewed certificate on disk and served",
+            Duration::from_secs(30),
+            || async {
+                let on_disk = std::fs::read_to_string(dir.path().join(tag).join("tls.crt")).unwrap_or_default();
+                (on_disk == new_cert && served_by(op.webhook_port, &new_ca).await).then_some(())
+            },
+        )
         .await;
     }
     eventually("the caBundle to trust the new CA", Duration::from_secs(30), || async {

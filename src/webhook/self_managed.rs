@@ -172,7 +172,11 @@ pub fn decide(
     };
     let ca_end = match certs::not_after(&material.ca.cert_pem) {
         Ok(end) => end,
-        Err(e) => return Plan::NewCa { reason: format!("CA: {e}") },
+        Err(e) => {
+            return Plan::NewCa {
+                reason: format!("CA: {e}"),
+            };
+        }
     };
     if ca_end < now + validity {
         return Plan::NewCa {
@@ -223,7 +227,9 @@ fn verify_serving(ca_pem: &str, cert_pem: &str, dns_names: &[String], at: Offset
 
 fn days(duration: Duration) -> i64 {
     // Whole days, at least one (rcgen validity is set in days by `certs`).
-    i64::try_from(duration.as_secs().div_ceil(86_400)).unwrap_or(i64::MAX).max(1)
+    i64::try_from(duration.as_secs().div_ceil(86_400))
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 /// Carries out `plan` on what the Secret held.
@@ -264,13 +270,10 @@ pub async fn ensure_secret(client: &kube::Client, settings: &Settings) -> Result
     let api: Api<Secret> = Api::namespaced(client.clone(), &settings.secret_namespace);
     let name = &settings.secret_name;
     for _ in 0..CONFLICT_RETRIES {
-        let found = api
-            .get_opt(name)
-            .await
-            .map_err(|source| SelfManagedError::ReadSecret {
-                name: name.clone(),
-                source,
-            })?;
+        let found = api.get_opt(name).await.map_err(|source| SelfManagedError::ReadSecret {
+            name: name.clone(),
+            source,
+        })?;
         let old = found.as_ref().and_then(Material::from_secret);
         let plan = decide(
             old.as_ref(),
@@ -559,7 +562,10 @@ mod tests {
     fn expiring_serving_certificate_is_renewed_with_the_same_ca() {
         let old = material(&names(), 10, 730);
         let p = plan(Some(&old));
-        assert!(matches!(&p, Plan::NewServing { reason } if reason.contains("not valid")), "{p:?}");
+        assert!(
+            matches!(&p, Plan::NewServing { reason } if reason.contains("not valid")),
+            "{p:?}"
+        );
         let fresh = issue(&p, Some(&old), &settings()).unwrap();
         assert_eq!(fresh.ca, old.ca);
         assert_ne!(fresh.cert_pem, old.cert_pem);
@@ -569,7 +575,10 @@ mod tests {
     #[test]
     fn wrong_names_get_a_new_serving_certificate() {
         let p = plan(Some(&material(&["other.ops.svc".into()], 365, 730)));
-        assert!(matches!(&p, Plan::NewServing { reason } if reason.contains("op-webhook.ops.svc")), "{p:?}");
+        assert!(
+            matches!(&p, Plan::NewServing { reason } if reason.contains("op-webhook.ops.svc")),
+            "{p:?}"
+        );
         // One name missing is enough.
         let p = plan(Some(&material(&names()[..1], 365, 730)));
         assert!(matches!(p, Plan::NewServing { .. }), "{p:?}");

