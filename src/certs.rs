@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -17,21 +17,38 @@ pub struct ServingCerts {
     pub key_pem: String,
 }
 
+/// A CA that can sign serving certificates: its certificate and private key (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ca {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CertsError {
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error("cannot parse a PEM certificate")]
+    Parse,
 }
 
 /// Generates a CA and a serving certificate for `dns` names and `ips`, valid for `days`.
 /// Without names it is issued for `localhost` and `127.0.0.1`.
 pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<ServingCerts, CertsError> {
-    let now = OffsetDateTime::now_utc();
-    // Tolerate clocks that are slightly behind ours.
-    let not_before = now - Duration::hours(1);
+    let ca = new_ca(days.saturating_mul(2))?;
+    let (cert_pem, key_pem) = issue_serving(&ca, dns, ips, days)?;
+    Ok(ServingCerts {
+        ca_pem: ca.cert_pem,
+        cert_pem,
+        key_pem,
+    })
+}
 
+/// A fresh self-signed CA valid for `days`.
+pub fn new_ca(days: i64) -> Result<Ca, CertsError> {
+    let now = OffsetDateTime::now_utc();
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.distinguished_name = name("flink-operator webhook CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -40,10 +57,21 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<ServingCert
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca_params.not_before = not_before;
-    ca_params.not_after = now + Duration::days(days.saturating_mul(2));
+    // Tolerate clocks that are slightly behind ours.
+    ca_params.not_before = now - Duration::hours(1);
+    ca_params.not_after = now + Duration::days(days);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    Ok(Ca {
+        cert_pem: ca.pem(),
+        key_pem: ca.key().serialize_pem(),
+    })
+}
 
+/// A serving certificate for `dns` names and `ips` signed by `ca`, valid for `days`; returns (certificate, key).
+/// Without names it is issued for `localhost` and `127.0.0.1`.
+pub fn issue_serving(ca: &Ca, dns: &[String], ips: &[IpAddr], days: i64) -> Result<(String, String), CertsError> {
+    let now = OffsetDateTime::now_utc();
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, KeyPair::from_pem(&ca.key_pem)?)?;
     let mut sans: Vec<String> = dns.to_vec();
     sans.extend(ips.iter().map(IpAddr::to_string));
     if sans.is_empty() {
@@ -54,15 +82,18 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<ServingCert
     params.distinguished_name = name(&common_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.not_before = not_before;
+    params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(days);
     let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &ca)?;
-    Ok(ServingCerts {
-        ca_pem: ca.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// When the first certificate in `pem` expires.
+pub fn not_after(pem: &str) -> Result<OffsetDateTime, CertsError> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| CertsError::Parse)?;
+    let cert = block.parse_x509().map_err(|_| CertsError::Parse)?;
+    Ok(cert.validity().not_after.to_datetime())
 }
 
 fn name(common_name: &str) -> DistinguishedName {

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (the default).
-    Run(RunOptions),
+    Run(Box<RunOptions>),
     /// Print the FlinkDeployment and FlinkSessionJob CRDs as YAML.
     Crds,
     /// Print the ClusterRole with every permission the operator needs, as YAML.
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => run(cli.run),
-        Some(Command::Run(opts)) => run(opts),
+        Some(Command::Run(opts)) => run(*opts),
         Some(Command::Crds) => crd::crds_yaml().map_err(anyhow::Error::from).and_then(print),
         Some(Command::Rbac) => serde_yaml::to_string(&rbac::cluster_role())
             .map_err(anyhow::Error::from)

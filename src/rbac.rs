@@ -57,6 +57,63 @@ pub fn operator_rules() -> Vec<PolicyRule> {
     ]
 }
 
+fn named_rule(group: &str, resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    PolicyRule {
+        resource_names: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..rule(group, resources, verbs)
+    }
+}
+
+/// Self-managed webhook certificates, in the Secret's namespace: read and renew that one Secret by name.
+/// `create` cannot be limited by resourceNames (the name is not known when a create is authorized), so it
+/// is a rule of its own, in that namespace only.
+pub fn certificate_secret_rules(secret: &str) -> Vec<PolicyRule> {
+    vec![
+        named_rule("", &["secrets"], &["get", "update"], &[secret]),
+        rule("", &["secrets"], &["create"]),
+    ]
+}
+
+/// Self-managed webhook certificates, cluster-wide: read and patch the caBundle of the operator's own two
+/// webhook configurations (named `configuration`), no others.
+pub fn webhook_configuration_rules(configuration: &str) -> Vec<PolicyRule> {
+    vec![named_rule(
+        "admissionregistration.k8s.io",
+        &["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+        &["get", "patch"],
+        &[configuration],
+    )]
+}
+
+/// Placeholders in `chart_rules_template` that become template expressions.
+const SECRET_PLACEHOLDER: &str = "SELF-MANAGED-SECRET";
+const CONFIGURATION_PLACEHOLDER: &str = "WEBHOOK-CONFIGURATION";
+
+/// `charts/flink-kubernetes-operator/templates/_rules.tpl`: the rules above as Helm named templates, so
+/// that the chart grants exactly what the code declares (a drift test keeps the file current).
+pub fn chart_rules_template() -> Result<String, serde_yaml::Error> {
+    let yaml = |rules: Vec<PolicyRule>| -> Result<String, serde_yaml::Error> {
+        Ok(serde_yaml::to_string(&rules)?
+            .replace(
+                SECRET_PLACEHOLDER,
+                r#"{{ include "flink-operator.certificateSecret" . }}"#,
+            )
+            .replace(
+                CONFIGURATION_PLACEHOLDER,
+                r#"{{ include "flink-operator.fullname" . }}"#,
+            ))
+    };
+    Ok(format!(
+        "{{{{- /* Generated from src/rbac.rs by `UPDATE_GENERATED=1 cargo test --test generated`; do not edit. */ -}}}}\n\
+         {{{{- define \"flink-operator.operatorRules\" }}}}\n{}{{{{- end }}}}\n\
+         {{{{- define \"flink-operator.certificateSecretRules\" }}}}\n{}{{{{- end }}}}\n\
+         {{{{- define \"flink-operator.webhookConfigurationRules\" }}}}\n{}{{{{- end }}}}\n",
+        yaml(operator_rules())?,
+        yaml(certificate_secret_rules(SECRET_PLACEHOLDER))?,
+        yaml(webhook_configuration_rules(CONFIGURATION_PLACEHOLDER))?,
+    ))
+}
+
 /// The operator's ClusterRole.
 pub fn cluster_role() -> ClusterRole {
     ClusterRole {

@@ -15,7 +15,7 @@ use crate::config::OperatorConfig;
 use crate::controller::{self, Namespaces};
 use crate::server::{self, Limits};
 use crate::telemetry::{LogFormat, admin, health::Health, metrics::Metrics};
-use crate::webhook::{self, WebhookState, tls};
+use crate::webhook::{self, WebhookState, self_managed, tls};
 
 /// Upstream's option for how often resources are reconciled without events.
 const RECONCILE_INTERVAL: &str = "kubernetes.operator.reconcile.interval";
@@ -73,6 +73,52 @@ pub struct RunOptions {
     /// Time open connections get to finish on shutdown.
     #[arg(long, env = "FLINK_OPERATOR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub self_managed: SelfManagedOptions,
+}
+
+/// Self-managed webhook certificates: the operator keeps its CA and serving certificate in a Secret, writes
+/// them to `--tls-cert-file`/`--tls-key-file` and the CA into its webhook configurations' caBundle.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SelfManagedOptions {
+    /// Secret holding the webhook's CA and serving certificate; setting it turns self-managed certificates on.
+    #[arg(
+        long,
+        env = "FLINK_OPERATOR_SELF_MANAGED_CERTS_SECRET",
+        conflicts_with = "no_webhook"
+    )]
+    pub self_managed_certs_secret: Option<String>,
+    /// Namespace of that Secret (in a pod: its own namespace, e.g. from the downward API).
+    #[arg(
+        long,
+        env = "FLINK_OPERATOR_SELF_MANAGED_CERTS_NAMESPACE",
+        requires = "self_managed_certs_secret"
+    )]
+    pub self_managed_certs_namespace: Option<String>,
+    /// DNS names of the webhook Service the serving certificate must cover (comma-separated).
+    #[arg(
+        long,
+        env = "FLINK_OPERATOR_WEBHOOK_DNS_NAMES",
+        value_delimiter = ',',
+        requires = "self_managed_certs_secret"
+    )]
+    pub webhook_dns_names: Vec<String>,
+    /// Name of the Validating- and MutatingWebhookConfiguration whose caBundle the operator keeps current.
+    #[arg(
+        long,
+        env = "FLINK_OPERATOR_WEBHOOK_CONFIGURATION",
+        default_value = crate::webhook::configuration::NAME
+    )]
+    pub webhook_configuration: String,
+    /// Validity of a new serving certificate (the CA gets twice as long).
+    #[arg(long, env = "FLINK_OPERATOR_CERT_VALIDITY", default_value = "365d", value_parser = parse_duration)]
+    pub cert_validity: Duration,
+    /// Renew the serving certificate when it expires within this time.
+    #[arg(long, env = "FLINK_OPERATOR_CERT_RENEW_BEFORE", default_value = "30d", value_parser = parse_duration)]
+    pub cert_renew_before: Duration,
+    /// How often the Secret and the caBundles are re-checked.
+    #[arg(long, env = "FLINK_OPERATOR_CERT_CHECK_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub cert_check_interval: Duration,
 }
 
 /// Runs the operator until SIGTERM/SIGINT, or until one of its parts fails.
@@ -125,6 +171,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 .clone()
                 .context("--tls-key-file is required for the webhook")?,
         };
+        if let Some(settings) = self_managed_settings(&opts, &paths)? {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot create a Kubernetes client for self-managed webhook certificates")?;
+            // Before the webhook serves: the files it loads come from the Secret.
+            self_managed::prepare(&client, &settings)
+                .await
+                .context("cannot set up self-managed webhook certificates")?;
+            parts.spawn(named(
+                "webhook-certs",
+                self_managed::maintain(client, settings, shutdown.clone()),
+            ));
+        }
         let loaded = tls::load(&paths)?;
         let listener = TcpListener::bind(opts.webhook_addr)
             .await
@@ -239,6 +298,36 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Settings of self-managed certificates, when `--self-managed-certs-secret` is given.
+fn self_managed_settings(opts: &RunOptions, paths: &tls::CertPaths) -> anyhow::Result<Option<self_managed::Settings>> {
+    let options = &opts.self_managed;
+    let Some(secret_name) = options.self_managed_certs_secret.clone() else {
+        return Ok(None);
+    };
+    let secret_namespace = options
+        .self_managed_certs_namespace
+        .clone()
+        .context("--self-managed-certs-namespace is required with --self-managed-certs-secret")?;
+    anyhow::ensure!(
+        !options.webhook_dns_names.is_empty(),
+        "--webhook-dns-names is required with --self-managed-certs-secret"
+    );
+    anyhow::ensure!(
+        options.cert_renew_before < options.cert_validity,
+        "--cert-renew-before must be shorter than --cert-validity"
+    );
+    Ok(Some(self_managed::Settings {
+        secret_namespace,
+        secret_name,
+        dns_names: options.webhook_dns_names.clone(),
+        webhook_configuration: options.webhook_configuration.clone(),
+        validity: options.cert_validity,
+        renew_before: options.cert_renew_before,
+        check_interval: options.cert_check_interval,
+        paths: paths.clone(),
+    }))
 }
 
 async fn named<F>(name: &'static str, fut: F) -> (&'static str, anyhow::Result<()>)

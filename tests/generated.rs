@@ -25,5 +25,21 @@ fn crds_match_the_code() {
 #[test]
 fn operator_rbac_matches_the_code() {
     let yaml = serde_yaml::to_string(&flink_operator::rbac::cluster_role()).unwrap();
-    check("manifests/operator-clusterrole.yaml", format!("---\n{yaml}"));
+    check("manifests/rbac/operator-clusterrole.yaml", format!("---\n{yaml}"));
+}
+
+#[test]
+fn chart_rbac_rules_match_the_code() {
+    check(
+        "charts/flink-kubernetes-operator/templates/_rules.tpl",
+        flink_operator::rbac::chart_rules_template().unwrap(),
+    );
+}
+
+#[test]
+fn chart_crds_match_the_code() {
+    check(
+        "charts/flink-kubernetes-operator/crds/flink-crds.yaml",
+        flink_operator::crd::crds_yaml().unwrap(),
+    );
 }

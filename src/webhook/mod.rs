@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod configuration;
 pub mod mutation;
+pub mod self_managed;
 pub mod tls;
 
 use std::sync::Arc;

@@ -28,7 +28,7 @@ k() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
 k apply -f "$REPO/manifests/crds.yaml" >/dev/null
 k wait --for=condition=established --timeout=60s crd/flinkdeployments.flink.apache.org crd/flinksessionjobs.flink.apache.org >/dev/null
-k apply -f "$REPO/manifests/operator-clusterrole.yaml" >/dev/null
+k apply -f "$REPO/manifests/rbac/operator-clusterrole.yaml" >/dev/null
 k create clusterrolebinding flink-operator --clusterrole=flink-operator --user="$OPERATOR_USER" >/dev/null
 
 "$BIN" certs --out "$DEV_DIR/certs" --dns localhost --ip 127.0.0.1

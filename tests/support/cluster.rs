@@ -153,7 +153,10 @@ impl ControlPlane {
         self.kubectl_ok(&[
             "apply",
             "-f",
-            repo().join("manifests/operator-clusterrole.yaml").to_str().unwrap(),
+            repo()
+                .join("manifests/rbac/operator-clusterrole.yaml")
+                .to_str()
+                .unwrap(),
         ]);
         let binding = r#"
 apiVersion: rbac.authorization.k8s.io/v1
