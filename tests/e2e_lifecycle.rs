@@ -82,11 +82,19 @@ impl<'a> Kubelet<'a> {
         args
     }
 
-    /// Waits until the operator deleted the JobManager Deployment, then stops its Flink processes.
+    /// Waits until the operator deleted the running JobManager Deployment (it may already have created the
+    /// next one: no pods have to terminate on this tier), then stops its Flink processes.
     async fn await_deletion(&mut self) {
         let env = self.env;
+        let running = self.running.as_ref().map(|(uid, _)| uid.clone());
         eventually("the JobManager Deployment deleted", WAIT, || async {
-            (!env.exists(&["deployment", NAME])).then_some(())
+            let d = env
+                .exists(&["deployment", NAME])
+                .then(|| env.get_json(&["get", "deployment", NAME]));
+            let uid = d
+                .as_ref()
+                .and_then(|d| d["metadata"]["uid"].as_str().map(str::to_string));
+            (uid.is_none() || uid != running).then_some(())
         })
         .await;
         if let Some((_, cluster)) = self.running.take() {
@@ -119,6 +127,7 @@ spec:
   image: {image}
   flinkVersion: {flink_version}
   mode: standalone
+  serviceAccount: flink
   flinkConfiguration:
     taskmanager.numberOfTaskSlots: "2"
     {}: file://{state}/checkpoints
@@ -138,6 +147,10 @@ spec:
         dirs[0], dirs[1]
     )
 }
+
+/// One lifecycle test at a time: each runs two Flink JVMs, and two tests side by side on two cores make
+/// Flink's start-up times, not the operator, the thing under test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn start(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, tempfile::TempDir) {
     let rest_port = free_port();
@@ -215,6 +228,7 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
     if skip_e2e() {
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (env, rest_port, _state) = start("1.20.5", "savepoint").await;
     let mut kubelet = Kubelet::new(&env, "1.20.5", rest_port);
 
@@ -345,6 +359,7 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     if skip_e2e() {
         return;
     }
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (env, rest_port, _state) = start("2.3.0", "last-state").await;
     let mut kubelet = Kubelet::new(&env, "2.3.0", rest_port);
     kubelet.run_next().await;

@@ -57,11 +57,14 @@ pub fn validate_deployment(
     if let Some(job) = &spec.job {
         let old_job = old.and_then(|o| o.spec.job.as_ref());
         check_job(&mut report, job, old_job, &conf, true);
-        if job.upgrade_mode() == UpgradeMode::LastState && !ha {
+        // Without HA a last-state upgrade restores the latest retained checkpoint, which needs a directory.
+        let checkpoint_dir = flink_config::first_set(&conf, &["state.checkpoints.dir", "execution.checkpointing.dir"]);
+        if job.upgrade_mode() == UpgradeMode::LastState && !ha && checkpoint_dir.is_none() {
             report.add(
                 "spec.job.upgradeMode",
-                "last-state needs high availability to find the latest checkpoint: set \
-                 high-availability.type: kubernetes and high-availability.storageDir, or use savepoint",
+                "last-state needs checkpoints to restore from: set state.checkpoints.dir \
+                 (execution.checkpointing.dir on Flink 2), or high-availability.type: kubernetes with \
+                 high-availability.storageDir, or use savepoint",
             );
         }
     }

@@ -61,7 +61,7 @@ cat <<INFO
 The operator is running (pid $(cat "$DEV_DIR/operator.pid"), log $DEV_DIR/operator.log).
   export KUBECONFIG=$ADMIN_KUBECONFIG
   kubectl get flinkdep
-  kubectl apply -f $REPO/examples/invalid/last-state-without-ha.yaml   # rejected by the webhook
+  kubectl apply -f $REPO/examples/invalid/last-state-without-checkpoints.yaml   # rejected by the webhook
   curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep flink_operator_
 Stop everything: tests/env/dev-down.sh
 INFO

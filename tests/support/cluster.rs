@@ -272,6 +272,14 @@ impl OperatorEnv {
         serde_json::from_str(&self.cluster.kubectl_ok(&all)).unwrap()
     }
 
+    /// kubectl get ... -o json as admin, or None when the object does not exist (any more).
+    pub fn try_get_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.cluster.kubectl(&all);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
     /// Events about the object `name` with `reason`.
     pub fn events(&self, name: &str, reason: &str) -> Vec<serde_json::Value> {
         let selector = format!("involvedObject.name={name}");
