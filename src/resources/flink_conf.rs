@@ -60,6 +60,7 @@ pub fn effective_conf(cluster: &Cluster, base: FlinkConfiguration) -> Result<Fli
     set_resource_keys(cluster, &mut conf);
     set_job_keys(cluster, &mut conf);
     set_restore_keys(cluster, &mut conf);
+    set_jvm_module_options(cluster, &mut conf);
     match cluster.mode {
         KubernetesDeploymentMode::Native => set_native_keys(cluster, &mut conf)?,
         KubernetesDeploymentMode::Standalone => set_standalone_keys(cluster, &mut conf)?,
@@ -125,6 +126,33 @@ fn set_job_keys(cluster: &Cluster, conf: &mut FlinkConfiguration) {
     );
     if flink_config::ha_enabled(conf) {
         set_default(conf, "execution.submit-failed-job-on-application-error", "true");
+    }
+}
+
+/// The JDK module options Flink's own configuration file carries since 1.18 (Flink needs them on Java 17).
+/// The operator's ConfigMap replaces that file, so without these a JobManager dies with
+/// `InaccessibleObjectException` at start.
+pub const JVM_MODULE_OPTIONS: &str = "--add-exports=java.base/sun.net.util=ALL-UNNAMED \
+--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED --add-exports=jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED \
+--add-exports=jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED \
+--add-exports=jdk.compiler/com.sun.tools.javac.parser=ALL-UNNAMED \
+--add-exports=jdk.compiler/com.sun.tools.javac.tree=ALL-UNNAMED \
+--add-exports=jdk.compiler/com.sun.tools.javac.util=ALL-UNNAMED \
+--add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED \
+--add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED \
+--add-opens=java.base/java.nio=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED \
+--add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.text=ALL-UNNAMED \
+--add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED \
+--add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED \
+--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED";
+
+/// From 1.19 `env.java.default-opts.all` is prepended to the user's `env.java.opts.all`, so users keep
+/// theirs; 1.18 only has `env.java.opts.all`. Older Flink may run on Java 8, which rejects these options.
+fn set_jvm_module_options(cluster: &Cluster, conf: &mut FlinkConfiguration) {
+    if cluster.version >= FlinkVersion::V1_19 {
+        set_default(conf, "env.java.default-opts.all", JVM_MODULE_OPTIONS);
+    } else if cluster.version == FlinkVersion::V1_18 {
+        set_default(conf, "env.java.opts.all", JVM_MODULE_OPTIONS);
     }
 }
 
@@ -461,6 +489,27 @@ mod tests {
             get(&conf, "kubernetes.pod-template-file.taskmanager"),
             Some("/opt/flink/conf/taskmanager-pod-template.yaml")
         );
+    }
+
+    #[test]
+    fn jvm_module_options_survive_the_replaced_config_file() {
+        let module = "--add-opens=java.base/java.util=ALL-UNNAMED";
+        let mut fd = example("basic");
+        let conf = conf_of(&fd, Deploy::default());
+        assert!(get(&conf, "env.java.default-opts.all").is_some_and(|v| v.contains(module)));
+        assert_eq!(
+            get(&conf, "env.java.opts.all"),
+            None,
+            "the user's own JVM options stay free"
+        );
+        fd.spec.flink_version = Some(FlinkVersion::V1_18);
+        let conf = conf_of(&fd, Deploy::default());
+        assert!(get(&conf, "env.java.opts.all").is_some_and(|v| v.contains(module)));
+        // Older Flink may run on Java 8, which refuses these options.
+        fd.spec.flink_version = Some(FlinkVersion::V1_17);
+        let conf = conf_of(&fd, Deploy::default());
+        assert_eq!(get(&conf, "env.java.opts.all"), None);
+        assert_eq!(get(&conf, "env.java.default-opts.all"), None);
     }
 
     #[test]

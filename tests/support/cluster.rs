@@ -277,7 +277,10 @@ impl OperatorEnv {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.cluster.kubectl(&all);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
     }
 
     /// Events about the object `name` with `reason`.
