@@ -100,7 +100,7 @@ if ! pins=$(candidate_versions); then
 fi
 
 SCRIPT_HASH=$(sha256sum <"${BASH_SOURCE[0]}" | cut -c1-16)
-BASE_HASH=$(printf '%s\n' "$SCRIPT_HASH" base $pins | sha256sum | cut -c1-16)
+BASE_HASH=$(printf '%s\n' "$SCRIPT_HASH" base "$pins" | sha256sum | cut -c1-16)
 BASE_TAG=base-$BASE_HASH
 BIN_SHA=$(sha256sum <"$BIN" | cut -d' ' -f1)
 HASH=$(printf '%s\n' "$SCRIPT_HASH" "$BASE_HASH" "$BIN_SHA" "$REF" | sha256sum | cut -c1-16)
