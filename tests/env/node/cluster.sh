@@ -659,21 +659,31 @@ EOF
 # --------------------------------------------------------------------- down
 
 # delete_workloads: controllers first (else they re-create pods), then pods; wait for them.
+# An in-cluster operator may re-create workloads while its own pod terminates (a FlinkDeployment's
+# JobManager Deployment): the deletes are repeated every few seconds until no pod is left.
+WORKLOAD_KINDS=deployments.apps,statefulsets.apps,daemonsets.apps,replicasets.apps,jobs.batch,cronjobs.batch
 delete_workloads() {
     api_ready_any || return 0
-    local kinds=deployments.apps,statefulsets.apps,daemonsets.apps,replicasets.apps,jobs.batch,cronjobs.batch
     local t n
     t=$(now)
     n=$(k get pods -A -o name 2>/dev/null | wc -l)
     ((n > 0)) || return 0
     log "deleting workloads and $n pod(s) (grace ${POD_GRACE}s)"
-    k delete "$kinds" --all --all-namespaces --wait=false >/dev/null 2>&1 || true
-    k delete pods --all --all-namespaces --grace-period="$POD_GRACE" --wait=false >/dev/null 2>&1 || true
-    if ! wait_until "$POD_DELETE_TIMEOUT" "all pods deleted" no_pods; then
+    NEXT_DELETE=0
+    if ! wait_until "$POD_DELETE_TIMEOUT" "all pods deleted" pods_gone_deleting_again; then
         warn "force-deleting the remaining pods"
         k delete pods --all --all-namespaces --force --grace-period=0 >/dev/null 2>&1 || true
     fi
     log "pods deleted after $(elapsed "$t")s"
+}
+pods_gone_deleting_again() {
+    no_pods && return 0
+    if (($(date +%s) >= NEXT_DELETE)); then
+        k delete "$WORKLOAD_KINDS" --all --all-namespaces --wait=false >/dev/null 2>&1 || true
+        k delete pods --all --all-namespaces --grace-period="$POD_GRACE" --wait=false >/dev/null 2>&1 || true
+        NEXT_DELETE=$(($(date +%s) + 5))
+    fi
+    return 1
 }
 no_pods() { [[ -z $(k get pods -A -o name 2>/dev/null) ]]; }
 api_ready_any() {
