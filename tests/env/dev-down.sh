@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops what dev-up.sh started: the operator, then the control plane.
+# Stops what dev-up.sh started: the node cluster (with the operator and Flink in it), or the local
+# operator process and the control plane.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,5 +16,9 @@ if [[ -f $DEV_DIR/operator.pid ]]; then
 fi
 if [[ -d $DEV_DIR/cluster ]]; then
     bash "$ENV_DIR/controlplane.sh" down "$DEV_DIR/cluster"
+fi
+if [[ -f $DEV_DIR/node.dir ]]; then
+    bash "$ENV_DIR/node/cluster.sh" down "$(cat "$DEV_DIR/node.dir")"
+    rm -f "$DEV_DIR/node.dir"
 fi
 log "stopped (logs kept in $DEV_DIR)"

@@ -1,21 +1,93 @@
 #!/usr/bin/env bash
-# One command to see the operator work locally: a real control plane on loopback (etcd + kube-apiserver),
-# the CRDs, the operator (webhook + controllers) under its own RBAC identity, its webhook registered with the
-# API server, and an example applied. Stop everything with tests/env/dev-down.sh.
+# One command to see the operator work locally.
+#
+#   tests/env/dev-up.sh [EXAMPLE.yaml]     # default examples/basic.yaml; stop with tests/env/dev-down.sh
+#
+# Where this machine can run the one-node cluster (tests/env/node/cluster.sh check: root, network
+# namespaces, overlayfs, cgroups) and FLINK_OPERATOR_NO_NODE is not 1: the node (pods really run), the
+# operator deployed in it from its image (node/deploy-operator.sh: release build, image flink-operator:dev,
+# plain manifests, webhook through its Service), the service account `flink` in namespace default, the
+# example applied there, and the Flink JobManager pod it leads to.
+# Otherwise: a real control plane on loopback (etcd + kube-apiserver; no pods run), the CRDs, the operator
+# as a local process under its own RBAC identity, its webhook registered with the API server, the example.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REPO=$(cd "$ENV_DIR/../.." && pwd)
 DEV_DIR=${FLINK_OPERATOR_DEV_DIR:-/tmp/flink-operator-dev}
+# The node's WORKDIR outside DEV_DIR: its containerd keeps the imported images across runs.
+NODE_DIR=${FLINK_OPERATOR_DEV_NODE_DIR:-$CACHE_DIR/node-dev}
 EXAMPLE=${1:-$REPO/examples/basic.yaml}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
 
+if [[ -f $DEV_DIR/node.dir && -f $(cat "$DEV_DIR/node.dir")/env ]]; then
+    die "already running (state in $DEV_DIR); stop it with tests/env/dev-down.sh"
+fi
 if [[ -f $DEV_DIR/operator.pid ]] && kill -0 "$(cat "$DEV_DIR/operator.pid")" 2>/dev/null; then
     die "already running (state in $DEV_DIR); stop it with tests/env/dev-down.sh"
 fi
 rm -rf "$DEV_DIR"
 mkdir -p "$DEV_DIR"
 
+# ------------------------------------------------------------------ with the node: everything in-cluster
+# jobmanager_running NAME: a JobManager pod of the Flink cluster NAME is running (k: kubectl as admin).
+jobmanager_running() {
+    [[ $(k -n default get pods -l "app=$1,component=jobmanager" -o 'jsonpath={.items[*].status.phase}' 2>/dev/null) == *Running* ]]
+}
+
+node_up() {
+    local start
+    start=$(now)
+    bash "$ENV_DIR/install.sh" --node
+    if [[ -f /run/flink-operator-node.owner ]]; then
+        die "a node cluster from $(cat /run/flink-operator-node.owner) runs on this machine and only one can" \
+            "(a test run? stop it with tests/env/node/cluster.sh down DIR)"
+    fi
+    echo "$NODE_DIR" >"$DEV_DIR/node.dir"
+    trap 'warn "dev-up.sh failed; tests/env/dev-down.sh stops what it started"' EXIT
+    bash "$ENV_DIR/node/cluster.sh" up "$NODE_DIR"
+    # shellcheck disable=SC1091
+    . "$NODE_DIR/env"
+    k() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
+    bash "$ENV_DIR/images/import.sh" "$NODE_DIR"
+    bash "$ENV_DIR/node/deploy-operator.sh" "$NODE_DIR"
+    # What a native-mode cluster's JobManager needs (the examples use service account `flink`).
+    k -n default apply -f "$ENV_DIR/node/manifests/native-rbac.yaml" >/dev/null
+    k -n default apply -f "$EXAMPLE"
+    local name
+    name=$(k -n default create --dry-run=client -o jsonpath='{.metadata.name}' -f "$EXAMPLE")
+    log "waiting for the operator to start the Flink cluster $name (its JobManager pod)"
+    if wait_until 120 "a running JobManager pod of $name" jobmanager_running "$name"; then
+        log "JobManager of $name running ($(elapsed "$start")s after start)"
+    else
+        warn "no running JobManager pod of $name after 120 s; see kubectl get flinkdep,pods and the operator's log"
+    fi
+    k -n default get flinkdeployments,deployments,pods
+    trap - EXIT
+    cat <<INFO
+
+The node cluster runs (WORKDIR $NODE_DIR); the operator runs in it (namespace flink-operator).
+  export KUBECONFIG=$ADMIN_KUBECONFIG
+  kubectl get flinkdep,pods
+  kubectl -n flink-operator logs deploy/flink-operator
+  kubectl apply -f $REPO/examples/invalid/last-state-without-ha.yaml   # rejected by the webhook
+  kubectl get --raw "/api/v1/namespaces/flink-operator/pods/\$(kubectl -n flink-operator get pods -o name | cut -d/ -f2):8085/proxy/metrics" | grep flink_operator_
+Stop everything: tests/env/dev-down.sh
+INFO
+}
+
+if [[ ${FLINK_OPERATOR_NO_NODE:-0} != 1 ]] && node_check=$(bash "$ENV_DIR/node/cluster.sh" check 2>&1); then
+    node_up
+    exit 0
+fi
+if [[ ${FLINK_OPERATOR_NO_NODE:-0} == 1 ]]; then
+    log "FLINK_OPERATOR_NO_NODE=1: control plane only (no pods run; the operator runs as a local process)"
+else
+    warn "${node_check:-node check failed}"
+    warn "falling back to the control plane only: no pods run, the operator runs as a local process"
+fi
+
+# ------------------------------------------------------------------ without the node: control plane on loopback
 bash "$ENV_DIR/install.sh"
 log "building the operator"
 (cd "$REPO" && cargo build --release --locked --quiet)

@@ -6,6 +6,8 @@
 #   node/cluster.sh down WORKDIR     # stop everything, restore the host (idempotent); keeps logs/ and
 #                                    # the containerd content store (imported images)
 #   node/cluster.sh status WORKDIR   # exit 0 if every component runs and the node is Ready
+#   node/cluster.sh check            # exit 0 if this machine can run the node at all (root, network
+#                                    # namespaces, veth, overlayfs, cgroups); else prints why, exit 1
 #
 # Network: namespace $NODE_NETNS (default flink-node) with a veth pair, host end
 # 10.233.255.1/30 (fo-host), node end 10.233.255.2/30 (fo-node); no default route inside,
@@ -58,9 +60,9 @@ usage() {
     exit 2
 }
 
-(($# == 2)) || [[ $# == 3 && $1 == _dns-feeder ]] || usage
+(($# == 2)) || [[ $# == 3 && $1 == _dns-feeder ]] || [[ $# == 1 && $1 == check ]] || usage
 cmd=$1
-W=$(realpath -m -- "$2")
+W=$(realpath -m -- "${2:-/nonexistent}")
 LOG_DIR=$W/logs
 PKI=$W/pki
 KC=$W/kubeconfigs
@@ -657,21 +659,31 @@ EOF
 # --------------------------------------------------------------------- down
 
 # delete_workloads: controllers first (else they re-create pods), then pods; wait for them.
+# An in-cluster operator may re-create workloads while its own pod terminates (a FlinkDeployment's
+# JobManager Deployment): the deletes are repeated every few seconds until no pod is left.
+WORKLOAD_KINDS=deployments.apps,statefulsets.apps,daemonsets.apps,replicasets.apps,jobs.batch,cronjobs.batch
 delete_workloads() {
     api_ready_any || return 0
-    local kinds=deployments.apps,statefulsets.apps,daemonsets.apps,replicasets.apps,jobs.batch,cronjobs.batch
     local t n
     t=$(now)
     n=$(k get pods -A -o name 2>/dev/null | wc -l)
     ((n > 0)) || return 0
     log "deleting workloads and $n pod(s) (grace ${POD_GRACE}s)"
-    k delete "$kinds" --all --all-namespaces --wait=false >/dev/null 2>&1 || true
-    k delete pods --all --all-namespaces --grace-period="$POD_GRACE" --wait=false >/dev/null 2>&1 || true
-    if ! wait_until "$POD_DELETE_TIMEOUT" "all pods deleted" no_pods; then
+    NEXT_DELETE=0
+    if ! wait_until "$POD_DELETE_TIMEOUT" "all pods deleted" pods_gone_deleting_again; then
         warn "force-deleting the remaining pods"
         k delete pods --all --all-namespaces --force --grace-period=0 >/dev/null 2>&1 || true
     fi
     log "pods deleted after $(elapsed "$t")s"
+}
+pods_gone_deleting_again() {
+    no_pods && return 0
+    if (($(date +%s) >= NEXT_DELETE)); then
+        k delete "$WORKLOAD_KINDS" --all --all-namespaces --wait=false >/dev/null 2>&1 || true
+        k delete pods --all --all-namespaces --grace-period="$POD_GRACE" --wait=false >/dev/null 2>&1 || true
+        NEXT_DELETE=$(($(date +%s) + 5))
+    fi
+    return 1
 }
 no_pods() { [[ -z $(k get pods -A -o name 2>/dev/null) ]]; }
 api_ready_any() {
@@ -776,7 +788,46 @@ cmd_status() {
     return "$rc"
 }
 
+# --------------------------------------------------------------------- check
+
+# What the node needs from the kernel and the privileges of this machine, probed without leaving
+# anything behind (throw-away namespaces). Packages and binaries are install.sh --node's business.
+check_fail() {
+    echo "node cluster cannot run on this machine: $*" >&2
+    exit 1
+}
+cmd_check() {
+    local probe
+    [[ $(id -u) == 0 ]] || check_fail "needs root (network namespaces, mounts, cgroups)"
+    command -v unshare >/dev/null || check_fail "unshare (util-linux) not found"
+    unshare --net true 2>/dev/null || check_fail "cannot create a network namespace (unshare --net failed)"
+    if command -v ip >/dev/null; then
+        unshare --net ip link add fo-probe0 type veth peer name fo-probe1 2>/dev/null ||
+            check_fail "cannot create a veth pair in a network namespace"
+    fi
+    grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || true
+    grep -qw overlay /proc/filesystems || check_fail "no overlayfs in this kernel (containerd's snapshotter)"
+    probe=$(mktemp -d)
+    mkdir "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+    # shellcheck disable=SC2016 # $1 expands in the inner shell
+    if ! unshare --mount sh -c 'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work" "$1/merged"' \
+        sh "$probe" 2>/dev/null; then
+        rm -rf "$probe"
+        check_fail "cannot mount overlayfs"
+    fi
+    rm -rf "$probe"
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        probe=/sys/fs/cgroup/flink-node-probe.$$
+    else
+        probe=/sys/fs/cgroup/memory/flink-node-probe.$$
+    fi
+    mkdir "$probe" 2>/dev/null || check_fail "cannot create cgroups ($probe)"
+    rmdir "$probe"
+    echo "node cluster can run on this machine (root, netns, veth, overlayfs, cgroups)"
+}
+
 case $cmd in
+check) cmd_check ;;
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;

@@ -1,0 +1,179 @@
+//! The node tier: a real one-node cluster whose pods run (tests/env/node/), the operator deployed in it from
+//! its image (built from the release binary, tests/env/images/operator.sh) with plain manifests, and the
+//! locally built Flink images proven by node/smoke.sh.
+//!
+//! `FLINK_OPERATOR_NO_NODE=1` skips these tests on a machine that cannot run containers (they fail otherwise).
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::node::{node_test, poll_until};
+
+const OPERATOR_NS: &str = "flink-operator";
+
+fn repo_file(relative: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(relative)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_through_its_service() {
+    let Some(test) = node_test() else { return };
+    let node = &test.node;
+    let started = Instant::now();
+    node.deploy_operator();
+    eprintln!("operator deployed in {:.1}s", started.elapsed().as_secs_f64());
+
+    // The kubelet ran the startup, liveness and readiness probes against the admin server: Ready, no restart.
+    let pods = node.get_json(&[
+        "-n",
+        OPERATOR_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=flink-operator",
+    ]);
+    let pods = pods["items"].as_array().unwrap();
+    assert_eq!(pods.len(), 1, "one operator pod: {pods:#?}");
+    let pod = &pods[0];
+    let pod_name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True", "{:#?}", pod["status"]);
+    let container = &pod["status"]["containerStatuses"][0];
+    assert_eq!(container["ready"], true);
+    assert_eq!(container["restartCount"], 0, "{container:#?}");
+    assert!(container["state"]["running"].is_object(), "{container:#?}");
+    assert!(
+        container["image"].as_str().unwrap().ends_with("flink-operator:dev"),
+        "{container:#?}"
+    );
+    // It runs as the image's non-root user, with the hardening of the manifest accepted by the kubelet.
+    let spec = &pod["spec"];
+    assert_eq!(spec["securityContext"]["runAsUser"], 65532);
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // The admin endpoints answer on the pod's admin port (through the API server's pod proxy).
+    let proxy = |path: &str| format!("/api/v1/namespaces/{OPERATOR_NS}/pods/{pod_name}:8085/proxy{path}");
+    let readyz: serde_json::Value =
+        serde_json::from_str(&node.kubectl_ok(&["get", "--raw", &proxy("/readyz")])).unwrap();
+    assert_eq!(readyz["ready"], true, "{readyz}");
+    let healthz: serde_json::Value =
+        serde_json::from_str(&node.kubectl_ok(&["get", "--raw", &proxy("/healthz")])).unwrap();
+    assert_eq!(healthz["live"], true, "{healthz}");
+
+    // The API server reaches the webhook through its Service: a bad spec is rejected at apply, naming the field.
+    let ns = node.create_namespace("e2e-node");
+    let rejected = node.kubectl(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("examples/invalid/parallelism-zero.yaml"),
+    ]);
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(!rejected.status.success(), "the invalid example was accepted");
+    assert!(
+        stderr.contains("denied the request") && stderr.contains("spec.job.parallelism"),
+        "{stderr}"
+    );
+    assert!(
+        !node
+            .kubectl(&["-n", &ns, "get", "flinkdeployment", "invalid-parallelism-zero"])
+            .status
+            .success(),
+        "the rejected resource was stored"
+    );
+
+    // A valid example is accepted and defaulted by the mutating webhook.
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("tests/env/node/manifests/native-rbac.yaml"),
+    ]);
+    node.kubectl_ok(&["-n", &ns, "apply", "-f", &repo_file("examples/basic.yaml")]);
+    let stored = node.get_json(&["-n", &ns, "get", "flinkdeployment", "basic-example"]);
+    assert_eq!(stored["spec"]["mode"], "native", "{:#?}", stored["spec"]);
+    assert_eq!(stored["spec"]["job"]["state"], "running", "{:#?}", stored["spec"]);
+
+    // The webhook counted both requests.
+    let metrics = node.kubectl_ok(&["get", "--raw", &proxy("/metrics")]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flink_operator_webhook_requests_total") && l.contains("allowed=\"false\"")),
+        "{metrics}"
+    );
+
+    // The in-cluster controller (service-account token, the generated ClusterRole) reconciles it:
+    // the JobManager Deployment appears and the status reports it.
+    let deployment_status = poll_until(
+        "the operator to create the JobManager Deployment",
+        Duration::from_secs(60),
+        || {
+            let fd = node.get_json(&["-n", &ns, "get", "flinkdeployment", "basic-example"]);
+            let status = fd["status"]["jobManagerDeploymentStatus"].as_str()?.to_string();
+            node.kubectl(&["-n", &ns, "get", "deployment", "basic-example"])
+                .status
+                .success()
+                .then_some(status)
+        },
+    );
+    assert_ne!(deployment_status, "MISSING");
+
+    // Deleting it: the operator's finalizer cleans up and lets go.
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "delete",
+        "flinkdeployment",
+        "basic-example",
+        "--timeout=120s",
+    ]);
+    poll_until(
+        "the JobManager Deployment to be deleted",
+        Duration::from_secs(60),
+        || {
+            (!node
+                .kubectl(&["-n", &ns, "get", "deployment", "basic-example"])
+                .status
+                .success())
+            .then_some(())
+        },
+    );
+    node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
+
+    // Still the same container: the probes never failed it.
+    let restarts = node.kubectl_ok(&[
+        "-n",
+        OPERATOR_NS,
+        "get",
+        "pod",
+        &pod_name,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}",
+    ]);
+    assert_eq!(restarts.trim(), "0");
+}
+
+#[test]
+fn flink_images_run_session_native_and_flink_2_clusters_on_the_node() {
+    let Some(test) = node_test() else { return };
+    let started = Instant::now();
+    // (a) session cluster + REST submit + savepoint, (b) native application mode creating TaskManager pods,
+    // (c) a Flink 2.3 application cluster; the script fails on the first check that does not hold.
+    test.node.run_env_script("node/smoke.sh");
+    eprintln!("node/smoke.sh passed in {:.1}s", started.elapsed().as_secs_f64());
+}
