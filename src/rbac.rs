@@ -32,7 +32,11 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["get", "patch"],
         ),
         // Owner references with blockOwnerDeletion need this where OwnerReferencesPermissionEnforcement is on.
-        rule("flink.apache.org", &["flinkdeployments/finalizers"], &["update"]),
+        rule(
+            "flink.apache.org",
+            &["flinkdeployments/finalizers", "flinksessionjobs/finalizers"],
+            &["update"],
+        ),
         // The Flink clusters: server-side apply (patch, and create when apply creates the object), watches
         // for JobManager status, delete on cleanup.
         rule(

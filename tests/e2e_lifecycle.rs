@@ -392,3 +392,114 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
         "counts restarted instead of resuming: {resumed:?}"
     );
 }
+
+#[tokio::test]
+async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
+    if skip_e2e() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The session cluster's JobManager is a real Flink session cluster on loopback (the test plays the
+    // kubelet by marking the operator's JobManager Deployment available).
+    let flink = tokio::task::spawn_blocking(|| FlinkCluster::session("1.20.5"))
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("operator.yaml");
+    std::fs::write(&config, "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
+    let env = OperatorEnv::start_with(
+        false,
+        &[
+            "--flink-rest-url",
+            &flink.rest_url,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let session = "basic-session-cluster";
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    env.cluster.kubectl_ok(&[
+        "apply",
+        "-f",
+        examples.join("basic-session-deployment-only.yaml").to_str().unwrap(),
+    ]);
+    eventually("the session JobManager Deployment", WAIT, || async {
+        env.exists(&["deployment", session]).then_some(())
+    })
+    .await;
+    env.set_deployment_status(
+        session,
+        json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
+    );
+
+    let jar = support::flink::test_jar("1.20.5");
+    let job = |parallelism: u32| {
+        format!(
+            r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: session-job
+spec:
+  deploymentName: {session}
+  job:
+    jarURI: file://{}
+    entryClass: {ENTRY_CLASS}
+    args: ["--checkpoint-interval", "1000", "--records-per-second", "20"]
+    parallelism: {parallelism}
+    upgradeMode: savepoint
+"#,
+            jar.display()
+        )
+    };
+    let out = env.cluster.apply_stdin(&job(1));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = eventually("the session job RUNNING and STABLE", WAIT, || async {
+        let j = env.get_json(&["get", "flinksessionjob", "session-job"]);
+        (j["status"]["jobStatus"]["state"] == "RUNNING" && j["status"]["lifecycleState"] == "STABLE").then_some(j)
+    })
+    .await;
+    let first = j["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert!(!env.events("session-job", "Submit").is_empty());
+
+    // A savepoint upgrade: the running job stops with a savepoint; a new job starts from it.
+    let out = env.cluster.apply_stdin(&job(2));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = eventually("the upgraded session job RUNNING", WAIT, || async {
+        let j = env.get_json(&["get", "flinksessionjob", "session-job"]);
+        let id = j["status"]["jobStatus"]["jobId"].as_str().map(str::to_string);
+        (j["status"]["jobStatus"]["state"] == "RUNNING" && id.is_some() && id != Some(first.clone())).then_some(j)
+    })
+    .await;
+    let second = j["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let savepoint = j["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(savepoint["triggerType"], "UPGRADE", "{}", j["status"]);
+    let client = flink_operator::flink::RestClient::new(Duration::from_secs(10));
+    let old = client.job_details(&flink.rest_url, &first).await.unwrap();
+    assert_eq!(
+        old.state,
+        flink_operator::flink::JobState::Finished,
+        "stopped with a savepoint"
+    );
+    let restored = eventually("the new job restored from the savepoint", WAIT, || async {
+        let stats = client.checkpoint_stats(&flink.rest_url, &second).await.ok()?;
+        stats.latest.restored.and_then(|r| r.external_path)
+    })
+    .await;
+    assert_eq!(
+        local_path(&restored),
+        local_path(savepoint["location"].as_str().unwrap())
+    );
+
+    // Deleting the session job cancels its job; the session cluster stays.
+    env.cluster
+        .kubectl_ok(&["delete", "flinksessionjob", "session-job", "--timeout=60s"]);
+    // Cancellation is asynchronous in Flink: CANCELLING, then CANCELED.
+    eventually("the session job's Flink job CANCELED", WAIT, || async {
+        let state = client.job_details(&flink.rest_url, &second).await.ok()?.state;
+        (state == flink_operator::flink::JobState::Canceled).then_some(())
+    })
+    .await;
+    assert!(env.exists(&["deployment", session]));
+    tokio::task::spawn_blocking(move || drop(flink)).await.unwrap();
+}

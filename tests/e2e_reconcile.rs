@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::cluster::OperatorEnv;
+use support::flink::FlinkCluster;
 use support::{eventually, skip_e2e};
 
 fn example(name: &str) -> String {
@@ -268,56 +269,27 @@ async fn standalone_application_objects_and_session_cluster_cleanup_order() {
     assert!(!env.exists(&["deployment", name]) && !env.exists(&["deployment", &format!("{name}-taskmanager")]));
 }
 
-/// A real Flink JobManager on loopback (PyPI distribution, `tests/env/flink.sh`); stopped by PID on drop.
-struct FlinkJobManager {
-    rest_url: String,
-    work: tempfile::TempDir,
-}
-
-impl FlinkJobManager {
-    fn start() -> FlinkJobManager {
-        let work = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/flink.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("start-jobmanager")
-            .arg(work.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Flink JobManager did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(work.path().join("flink.env")).unwrap();
-        let rest_url = env
-            .lines()
-            .find_map(|l| l.strip_prefix("REST_URL="))
-            .unwrap()
-            .to_string();
-        FlinkJobManager { rest_url, work }
-    }
-}
-
-impl Drop for FlinkJobManager {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/flink.sh");
-        let _ = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("stop")
-            .arg(self.work.path())
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn cluster_turns_ready_and_stable_when_its_flink_rest_endpoint_answers() {
     if skip_e2e() {
         return;
     }
     // The operator runs outside any pod network here, so its REST address template points at a real
-    // Flink JobManager on loopback (the documented --flink-rest-url override).
-    let flink = FlinkJobManager::start();
+    // Flink cluster on loopback (the documented --flink-rest-url override), running the test job.
+    let flink = tokio::task::spawn_blocking(|| FlinkCluster::session("1.20.5"))
+        .await
+        .unwrap();
+    let client = flink_operator::flink::RestClient::new(Duration::from_secs(30));
+    let jar = tokio::fs::read(support::flink::test_jar("1.20.5")).await.unwrap();
+    let jar_id = client
+        .upload_jar(&flink.rest_url, "flink-test-job.jar", jar.into())
+        .await
+        .unwrap();
+    let run = flink_operator::flink::JarRunRequest {
+        entry_class: Some(support::flink::ENTRY_CLASS.to_string()),
+        ..Default::default()
+    };
+    let job_id = client.run_jar(&flink.rest_url, &jar_id, &run).await.unwrap();
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(config.path(), "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
     let config_path = config.path().to_str().unwrap();
@@ -341,10 +313,13 @@ async fn cluster_turns_ready_and_stable_when_its_flink_rest_endpoint_answers() {
         d["status"]["reconciliationStatus"]["lastStableSpec"],
         d["status"]["reconciliationStatus"]["lastReconciledSpec"]
     );
+    assert_eq!(d["status"]["jobStatus"]["jobId"], job_id.as_str());
+    assert_eq!(d["status"]["jobStatus"]["state"], "RUNNING");
+    assert_eq!(d["status"]["jobStatus"]["jobName"], "KeyedCounter");
 
     // The endpoint going away turns the cluster not ready again.
     // The next periodic reconcile (every 2 s here) notices it.
-    drop(flink);
+    tokio::task::spawn_blocking(move || drop(flink)).await.unwrap();
     eventually("DEPLOYED_NOT_READY after Flink stopped", WAIT, || async {
         let d = env.get_json(&["get", "flinkdep", name]);
         (d["status"]["jobManagerDeploymentStatus"] == "DEPLOYED_NOT_READY").then_some(())

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,94 +15,12 @@ use flink_operator::flink::{
     FlinkError, JarRunRequest, JobResult, JobState, OperationStatus, RestClient, RetryPolicy, SavepointRequest,
     StopRequest, is_job_running,
 };
+use support::flink::{ENTRY_CLASS, FlinkCluster, local_path, printed_counts, test_jar};
 use support::{eventually, skip_e2e};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const ENTRY_CLASS: &str = "org.apache.flink.operator.testjob.KeyedCounter";
 const UNKNOWN_JOB: &str = "00000000000000000000000000000000";
-
-fn flink_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/env/flink.sh")
-}
-
-/// A Flink session cluster (JobManager + one TaskManager, 2 slots) on loopback; both JVMs stopped by PID on drop.
-struct FlinkSession {
-    rest_url: String,
-    savepoint_dir: PathBuf,
-    taskmanager_log: PathBuf,
-    work: tempfile::TempDir,
-}
-
-impl FlinkSession {
-    fn start(version: &str) -> FlinkSession {
-        let work = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("bash")
-            .arg(flink_sh())
-            .args(["start-session", work.path().to_str().unwrap(), version])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "Flink {version} session did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env: BTreeMap<String, String> = std::fs::read_to_string(work.path().join("flink.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        FlinkSession {
-            rest_url: env["REST_URL"].clone(),
-            savepoint_dir: PathBuf::from(&env["SAVEPOINT_DIR"]),
-            taskmanager_log: PathBuf::from(&env["TM_LOG"]),
-            work,
-        }
-    }
-}
-
-impl Drop for FlinkSession {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(flink_sh())
-            .arg("stop")
-            .arg(self.work.path())
-            .output();
-    }
-}
-
-/// The test job jar compiled for `version` (cached by flink.sh).
-fn test_jar(version: &str) -> PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg(flink_sh())
-        .args(["test-jar", version])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// A `file:` URI from Flink as a local path.
-fn local_path(uri: &str) -> PathBuf {
-    PathBuf::from(
-        uri.strip_prefix("file://")
-            .or_else(|| uri.strip_prefix("file:"))
-            .unwrap_or(uri),
-    )
-}
-
-/// `(key, count)` lines the test job prints (`(k,c)`, prefixed with `N> ` when the sink runs in parallel).
-fn printed_counts(text: &str) -> Vec<(u64, u64)> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            let line = line.split_once("> ").map_or(line, |(_, rest)| rest);
-            let (key, count) = line.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
-            Some((key.parse().ok()?, count.parse().ok()?))
-        })
-        .collect()
-}
 
 async fn savepoint_location(client: &RestClient, base: &str, job: &str, trigger: &str) -> String {
     eventually("the savepoint to complete", Duration::from_secs(90), || async {
@@ -131,7 +49,8 @@ async fn wait_running(client: &RestClient, base: &str, job: &str) {
 /// Everything the reconciler will do with a job, on one real session cluster of `version`.
 async fn job_lifecycle(version: &str) {
     let started = Instant::now();
-    let flink = FlinkSession::start(version);
+    let flink = FlinkCluster::session(version);
+    let savepoint_dir = PathBuf::from(&flink.env["SAVEPOINT_DIR"]);
     let cluster_up = started.elapsed();
     let base = flink.rest_url.as_str();
     let client = RestClient::new(Duration::from_secs(10));
@@ -181,7 +100,7 @@ async fn job_lifecycle(version: &str) {
     assert!(!checkpoint.is_savepoint);
 
     // Savepoint: trigger, poll, on disk; then dispose of it and see it gone.
-    let target = flink.savepoint_dir.join("manual");
+    let target = savepoint_dir.join("manual");
     let request = SavepointRequest {
         target_directory: Some(target.to_str().unwrap().to_string()),
         cancel_job: false,
@@ -224,7 +143,7 @@ async fn job_lifecycle(version: &str) {
 
     // Stop with a savepoint: the job FINISHES; the counts printed so far are the state in the savepoint.
     let stop = StopRequest {
-        target_directory: Some(flink.savepoint_dir.join("stop").to_str().unwrap().to_string()),
+        target_directory: Some(savepoint_dir.join("stop").to_str().unwrap().to_string()),
         drain: false,
         format_type: None,
     };

@@ -463,7 +463,7 @@ pub(super) async fn publish(
     let event = Event {
         type_,
         reason: reason.to_string(),
-        note: Some(super::validate::truncate(note, 1000)),
+        note: Some(crate::flink::truncate_chars(note, 500)),
         action: action.to_string(),
         secondary: None,
     };

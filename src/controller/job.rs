@@ -758,6 +758,17 @@ fn stop_step(p: &mut Planner<'_>, progress: UpgradeProgress, keep_ha: bool) {
         .as_ref()
         .and_then(|j| j.upgrade_savepoint_path.clone());
     let best_known = last_savepoint(&p.status).or(previous_restore);
+    let trigger_pending = p
+        .status
+        .job_status
+        .as_ref()
+        .and_then(|j| j.savepoint_info.as_ref())
+        .is_some_and(|s| s.trigger_id.is_some());
+    // A stop-with-savepoint in flight is followed to its end first: the job it stopped is gone by then.
+    if progress.mode == UpgradeMode::Savepoint && trigger_pending {
+        stop_with_savepoint(p, progress, best_known);
+        return;
+    }
     if !observed.cluster_present {
         if progress.mode != UpgradeMode::Stateless && !keep_ha {
             p.event(
@@ -813,6 +824,14 @@ fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_know
                 if stopped && let Some(location) = observed.latest_savepoint.clone() {
                     record_completed(p, location.clone(), SavepointTriggerType::Upgrade);
                     settle(p, progress, Some(location));
+                } else if !observed.cluster_present {
+                    p.event(
+                        true,
+                        "SavepointError",
+                        format!("the cluster vanished during stop-with-savepoint: {error}"),
+                    );
+                    clear_trigger(p);
+                    settle(p, progress, best_known);
                 } else {
                     p.error = Some(format!("cannot read the upgrade savepoint's state: {error}"));
                     p.soon(IN_FLIGHT);

@@ -8,7 +8,7 @@ mod application;
 mod decide;
 mod deployment;
 pub mod job;
-mod validate;
+mod session_job;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +174,7 @@ pub async fn run(
         )));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
-            .run(validate::reconcile_session_job, validate::error_policy, ctx.clone())
+            .run(session_job::reconcile, session_job::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
         tasks.push(tokio::spawn(run));
     }

@@ -231,6 +231,9 @@ pub struct FlinkSessionJobStatus {
     pub lifecycle_state: Option<ResourceLifecycleState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciliation_status: Option<ReconciliationStatus>,
+    /// The upgrade, suspend or resume in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeProgress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
 }

@@ -22,6 +22,7 @@
   - flink.apache.org
   resources:
   - flinkdeployments/finalizers
+  - flinksessionjobs/finalizers
   verbs:
   - update
 - apiGroups:

@@ -1,0 +1,560 @@
+//! The FlinkSessionJob reconciler: submits a job to its session cluster through Flink's REST API (jar
+//! upload + run) and carries it through upgrades, savepoints and suspend/resume.
+//!
+//! The decisions are the application clusters' (`job::decide`): a session job is a job whose "cluster" is
+//! its one Flink job. Deploying means submitting under a job id recorded in status first (so a restarted
+//! operator finds the job instead of submitting it twice); deleting means cancelling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::job::{self, Desired, JobAction, JobSettings, Observed, ObservedJob, TriggerState};
+use super::{Context, MANAGER};
+use crate::crd::{
+    FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus,
+    JobManagerDeploymentStatus, SavepointTriggerType,
+};
+use crate::flink::{self, FlinkError, JarRunRequest, OperationStatus, SavepointRequest, StopRequest};
+use crate::{flink_config, resources, validation};
+
+pub const FINALIZER: &str = "flinksessionjobs.flink.apache.org/finalizer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the session cluster {name}: {source}")]
+    ReadSessionCluster { name: String, source: kube::Error },
+    #[error("cannot fetch the job jar {uri}: {reason}")]
+    FetchJar { uri: String, reason: String },
+    #[error("cannot submit the job: {0}")]
+    SubmitJob(#[source] FlinkError),
+    #[error("cannot trigger a savepoint: {0}")]
+    TriggerSavepoint(#[source] FlinkError),
+    #[error("cannot stop the job with a savepoint: {0}")]
+    StopJob(#[source] FlinkError),
+    #[error("cannot cancel the job: {0}")]
+    CancelJob(#[source] FlinkError),
+    #[error("cannot write status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("object has no namespace")]
+    NoNamespace,
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// Stable PascalCase reason for events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ReadSessionCluster { .. } => "ReadSessionCluster",
+            Error::FetchJar { .. } => "FetchJar",
+            Error::SubmitJob(_) => "SubmitJob",
+            Error::TriggerSavepoint(_) => "TriggerSavepoint",
+            Error::StopJob(_) => "StopJob",
+            Error::CancelJob(_) => "CancelJob",
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::NoNamespace => "NoNamespace",
+            Error::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = sj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, sj.clone(), |event| async {
+        match event {
+            Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
+            Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciliations
+        .with_label_values(&["FlinkSessionJob", outcome])
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&["FlinkSessionJob"])
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        publish(&ctx, sj.as_ref(), EventType::Warning, e.reason(), &e.to_string()).await;
+    }
+    result
+}
+
+pub fn error_policy(_: Arc<FlinkSessionJob>, error: &Error, _: Arc<Context>) -> Action {
+    warn!(%error, "session job reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// The session job seen as an application cluster's spec, so `job::decide` applies unchanged.
+fn as_deployment_spec(sj: &FlinkSessionJob) -> FlinkDeploymentSpec {
+    FlinkDeploymentSpec {
+        job: sj.spec.job.clone(),
+        restart_nonce: sj.spec.restart_nonce,
+        flink_configuration: sj.spec.flink_configuration.clone(),
+        ..FlinkDeploymentSpec::default()
+    }
+}
+
+fn to_deployment_status(status: &FlinkSessionJobStatus) -> FlinkDeploymentStatus {
+    FlinkDeploymentStatus {
+        job_status: status.job_status.clone(),
+        error: status.error.clone(),
+        observed_generation: status.observed_generation,
+        lifecycle_state: status.lifecycle_state,
+        reconciliation_status: status.reconciliation_status.clone(),
+        upgrade: status.upgrade.clone(),
+        conditions: status.conditions.clone(),
+        ..FlinkDeploymentStatus::default()
+    }
+}
+
+fn to_session_status(status: FlinkDeploymentStatus) -> FlinkSessionJobStatus {
+    FlinkSessionJobStatus {
+        job_status: status.job_status,
+        error: status.error,
+        observed_generation: status.observed_generation,
+        lifecycle_state: status.lifecycle_state,
+        reconciliation_status: status.reconciliation_status,
+        upgrade: status.upgrade,
+        conditions: status.conditions,
+    }
+}
+
+/// Where the session cluster stands, and its REST address.
+struct Session {
+    jobmanager: JobManagerDeploymentStatus,
+    rest_base: String,
+}
+
+async fn session_cluster(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<Option<Session>, Error> {
+    let Some(name) = sj.spec.deployment_name.clone() else {
+        return Ok(None);
+    };
+    let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(fd) = api.get_opt(&name).await.map_err(|source| Error::ReadSessionCluster {
+        name: name.clone(),
+        source,
+    })?
+    else {
+        return Ok(None);
+    };
+    let port = resources::Cluster::new(&fd, &ctx.defaults, resources::Deploy::default())
+        .map_or(resources::DEFAULT_REST_PORT, |c| c.rest_port);
+    Ok(Some(Session {
+        jobmanager: fd
+            .status
+            .as_ref()
+            .and_then(|s| s.job_manager_deployment_status)
+            .unwrap_or_default(),
+        rest_base: flink::rest_url(&ctx.rest_url_template, &name, namespace, port),
+    }))
+}
+
+async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let name = sj.name_any();
+    let previous_session = sj.status.clone().unwrap_or_default();
+    let previous = to_deployment_status(&previous_session);
+    let validation = validation::validate_session_job(sj, None, &ctx.defaults).map_err(|v| v.to_string());
+    if let Err(error) = &validation
+        && previous.error.as_deref() != Some(error.as_str())
+    {
+        publish(ctx, sj, EventType::Warning, "ValidationError", error).await;
+    }
+    let session = session_cluster(sj, ctx, namespace).await?;
+    let ready = session
+        .as_ref()
+        .is_some_and(|s| s.jobmanager == JobManagerDeploymentStatus::Ready);
+    let rest_base = session.as_ref().map(|s| s.rest_base.clone()).unwrap_or_default();
+
+    // Observe the recorded job by its id.
+    let recorded_id = previous.job_status.as_ref().and_then(|j| j.job_id.clone());
+    let mut world = Observed {
+        jobmanager: session
+            .as_ref()
+            .map_or(JobManagerDeploymentStatus::Missing, |s| s.jobmanager),
+        ..Observed::default()
+    };
+    let mut job_known_absent = false;
+    if ready && let Some(id) = recorded_id.as_deref() {
+        match observe_job(ctx, &rest_base, id).await {
+            Ok(job) => world.job = job,
+            Err(e) if e.is_not_found() => job_known_absent = true,
+            Err(e) => info!(name, error = %e, "cannot read the session job"),
+        }
+    }
+    // The "cluster" of a session job is its job while it still runs.
+    // While the session cluster does not answer, the job counts as still there.
+    world.cluster_present = !ready || world.job.as_ref().is_some_and(|j| !j.is_terminal());
+    let info = previous.job_status.as_ref().and_then(|j| j.savepoint_info.as_ref());
+    if let (true, Some(trigger), Some(id)) = (ready, info.and_then(|i| i.trigger_id.clone()), recorded_id.as_deref()) {
+        world.trigger = Some(trigger_state(ctx.rest.savepoint_status(&rest_base, id, &trigger).await));
+    }
+    let busy = previous.upgrade.is_some() || job::deployed_spec(&previous).as_ref() != Some(&as_deployment_spec(sj));
+    if busy && let Some(job) = world.job.as_ref() {
+        if let Ok(stats) = ctx.rest.checkpoint_stats(&rest_base, &job.id).await {
+            world.latest_checkpoint = stats.latest.completed.and_then(|c| c.external_path);
+            world.latest_savepoint = stats.latest.savepoint.and_then(|c| c.external_path);
+        }
+    }
+
+    let conf = flink_config::effective(&ctx.defaults, sj.spec.flink_configuration.as_ref());
+    // HA belongs to the session cluster; a session job restores from its own checkpoints or savepoints.
+    let settings = JobSettings {
+        ha: false,
+        ..JobSettings::from_conf(&conf)
+    };
+    let desired_spec = as_deployment_spec(sj);
+    let desired = validation.is_ok().then_some(Desired {
+        spec: &desired_spec,
+        generation: sj.metadata.generation,
+    });
+    let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let plan = job::decide(desired, &previous, &world, &settings, now);
+    for event in &plan.events {
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(ctx, sj, type_, event.reason, &event.message).await;
+    }
+    let mut status = plan.status.clone();
+    status.error = validation
+        .err()
+        .or(plan.error.clone())
+        .or_else(|| (!ready && session.is_some()).then(|| "waiting for the session cluster to be READY".to_string()));
+    if session.is_none() {
+        status.error = Some(format!(
+            "session cluster {} not found",
+            sj.spec.deployment_name.clone().unwrap_or_default()
+        ));
+    }
+    status.lifecycle_state = Some(super::decide::lifecycle_state(&status, false));
+    write_status(
+        ctx,
+        namespace,
+        &name,
+        &previous_session,
+        &to_session_status(status.clone()),
+    )
+    .await?;
+
+    let mut written = status;
+    let mut requeue = plan.requeue.unwrap_or(ctx.resync).min(ctx.resync);
+    if !ready {
+        return Ok(Action::requeue(requeue.min(Duration::from_secs(5))));
+    }
+    for action in plan.actions {
+        let job_id = written.job_status.as_ref().and_then(|j| j.job_id.clone());
+        match action {
+            JobAction::Apply { restore } => {
+                // A new job id for a new run: none recorded yet, or the recorded one belongs to the run that
+                // an upgrade just ended. Otherwise the recorded id is submitted only when Flink has no such job.
+                let finished_run = previous.upgrade.is_some() && written.upgrade.is_none();
+                let id = match job_id {
+                    Some(id) if !finished_run => id,
+                    _ => {
+                        let mut next = written.clone();
+                        let id = new_job_id(sj, now);
+                        next.job_status.get_or_insert_with(Default::default).job_id = Some(id.clone());
+                        let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                        write_status(ctx, namespace, &name, &old, &new).await?;
+                        written = next;
+                        job_known_absent = true;
+                        id
+                    }
+                };
+                if job_known_absent {
+                    submit(sj, ctx, &rest_base, &id, restore.as_deref()).await?;
+                    publish(ctx, sj, EventType::Normal, "Submit", &format!("submitted job {id}")).await;
+                    requeue = requeue.min(job::IN_FLIGHT);
+                }
+            }
+            JobAction::TriggerSavepoint { trigger_type, nonce } => {
+                let Some(id) = job_id else { continue };
+                let trigger = ctx
+                    .rest
+                    .trigger_savepoint(&rest_base, &id, &SavepointRequest::default())
+                    .await
+                    .map_err(Error::TriggerSavepoint)?;
+                let mut next = written.clone();
+                job::record_trigger(&mut next, trigger, trigger_type, nonce, now);
+                let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                write_status(ctx, namespace, &name, &old, &new).await?;
+                written = next;
+            }
+            JobAction::StopWithSavepoint { job_id } => {
+                let trigger = ctx
+                    .rest
+                    .stop_with_savepoint(&rest_base, &job_id, &StopRequest::default())
+                    .await
+                    .map_err(Error::StopJob)?;
+                let mut next = written.clone();
+                job::record_trigger(&mut next, trigger, SavepointTriggerType::Upgrade, None, now);
+                let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                write_status(ctx, namespace, &name, &old, &new).await?;
+                written = next;
+            }
+            JobAction::Cancel { job_id } => {
+                ctx.rest
+                    .cancel_job(&rest_base, &job_id)
+                    .await
+                    .map_err(Error::CancelJob)?;
+            }
+            // The session job's "cluster" is its job: cancel it if it still runs.
+            JobAction::DeleteCluster { .. } => {
+                if let Some(job) = world.job.as_ref().filter(|j| !j.is_terminal()) {
+                    ctx.rest
+                        .cancel_job(&rest_base, &job.id)
+                        .await
+                        .map_err(Error::CancelJob)?;
+                }
+            }
+            JobAction::DisposeSavepoints { locations } => {
+                for location in locations {
+                    if let Err(e) = ctx.rest.dispose_savepoint(&rest_base, &location).await {
+                        warn!(name, location, error = %e, "cannot dispose savepoint");
+                    }
+                }
+            }
+        }
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// A fresh Flink job id (32 hex digits), unique per resource and time.
+fn new_job_id(sj: &FlinkSessionJob, now_ms: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let uid = sj.metadata.uid.clone().unwrap_or_default();
+    let digest = Sha256::digest(format!("{uid}/{now_ms}/{}", std::process::id()).as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+async fn observe_job(ctx: &Context, base: &str, id: &str) -> Result<Option<ObservedJob>, FlinkError> {
+    let details = ctx.rest.job_details(base, id).await?;
+    let failure = if details.state == flink::JobState::Failed {
+        match ctx.rest.job_result(base, id).await {
+            Ok(flink::JobResult::Completed { failure_cause, .. }) => failure_cause,
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Ok(Some(ObservedJob {
+        id: details.jid.clone(),
+        name: details.name.clone(),
+        state: details.state.as_str().to_string(),
+        start_time: (details.start_time > 0).then_some(details.start_time),
+        vertices_running: flink::is_job_running(&details),
+        failure,
+    }))
+}
+
+fn trigger_state(result: Result<OperationStatus, FlinkError>) -> TriggerState {
+    match result {
+        Ok(OperationStatus::InProgress) => TriggerState::InProgress,
+        Ok(OperationStatus::Completed {
+            location: Some(location),
+        }) => TriggerState::Completed { location },
+        Ok(OperationStatus::Completed { location: None }) => TriggerState::Failed {
+            cause: "the savepoint completed without a location".into(),
+        },
+        Ok(OperationStatus::Failed { cause }) => TriggerState::Failed { cause },
+        Err(e) => TriggerState::Unknown { error: e.to_string() },
+    }
+}
+
+/// An empty jar: running it with an entry class runs a class already on the cluster's classpath.
+const EMPTY_JAR: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// The job's jar: read from the operator's file system (`file://`), fetched over HTTP, or none.
+async fn fetch_jar(uri: Option<&str>) -> Result<(String, Bytes), Error> {
+    let Some(uri) = uri else {
+        return Ok(("classpath-entry.jar".into(), Bytes::from_static(EMPTY_JAR)));
+    };
+    let fail = |reason: String| Error::FetchJar {
+        uri: uri.to_string(),
+        reason,
+    };
+    let file_name = uri
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("job.jar")
+        .to_string();
+    if let Some(path) = uri.strip_prefix("file://") {
+        let bytes = tokio::fs::read(path).await.map_err(|e| fail(e.to_string()))?;
+        return Ok((file_name, Bytes::from(bytes)));
+    }
+    if uri.starts_with("http://") {
+        use http_body_util::{BodyExt, Empty};
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<Empty<Bytes>>();
+        let parsed: hyper::Uri = uri.parse().map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+        let response = tokio::time::timeout(Duration::from_secs(60), client.get(parsed))
+            .await
+            .map_err(|_| fail("timed out after 60 s".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("HTTP {}", response.status())));
+        }
+        let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?;
+        return Ok((file_name, body.to_bytes()));
+    }
+    Err(fail(
+        "the operator uploads session job jars itself: use file:// (the operator's file system) or http://, \
+         or leave jarURI out to run an entry class on the cluster's classpath"
+            .into(),
+    ))
+}
+
+async fn submit(
+    sj: &FlinkSessionJob,
+    ctx: &Context,
+    base: &str,
+    job_id: &str,
+    restore: Option<&str>,
+) -> Result<(), Error> {
+    let job = sj.spec.job.clone().unwrap_or_default();
+    let (file_name, jar) = fetch_jar(job.jar_uri.as_deref()).await?;
+    let jar_id = ctx
+        .rest
+        .upload_jar(base, &file_name, jar)
+        .await
+        .map_err(Error::SubmitJob)?;
+    let request = JarRunRequest {
+        entry_class: job.entry_class.clone(),
+        parallelism: job.parallelism.and_then(|p| u32::try_from(p).ok()),
+        program_args: job.args.clone().unwrap_or_default(),
+        savepoint_path: restore.map(str::to_string),
+        allow_non_restored_state: job.allow_non_restored_state,
+        job_id: Some(job_id.to_string()),
+    };
+    let run = ctx.rest.run_jar(base, &jar_id, &request).await;
+    // The uploaded jar is only needed for the submission.
+    if let Err(e) = ctx.rest.delete_jar(base, &jar_id).await {
+        warn!(jar_id, error = %e, "cannot delete the uploaded jar");
+    }
+    run.map_err(Error::SubmitJob)?;
+    info!(job_id, restore, "session job submitted");
+    Ok(())
+}
+
+/// Cancels the job when the resource goes (a session cluster that is gone has nothing left to cancel).
+async fn cleanup(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let session = session_cluster(sj, ctx, namespace).await?;
+    let id = sj
+        .status
+        .as_ref()
+        .and_then(|s| s.job_status.as_ref())
+        .and_then(|j| j.job_id.clone());
+    if let (Some(session), Some(id)) = (session, id) {
+        match ctx.rest.job_details(&session.rest_base, &id).await {
+            Ok(details) if !details.state.is_globally_terminal() => {
+                ctx.rest
+                    .cancel_job(&session.rest_base, &id)
+                    .await
+                    .map_err(Error::CancelJob)?;
+                publish(ctx, sj, EventType::Normal, "Cleanup", &format!("cancelled job {id}")).await;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => warn!(id, error = %e, "cannot check the job before deletion; leaving it"),
+        }
+    }
+    Ok(Action::await_change())
+}
+
+async fn write_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    previous: &FlinkSessionJobStatus,
+    status: &FlinkSessionJobStatus,
+) -> Result<(), Error> {
+    if previous == status {
+        return Ok(());
+    }
+    let old = serde_json::to_value(previous).unwrap_or_default();
+    let new = serde_json::to_value(status).unwrap_or_default();
+    let patch = serde_json::json!({ "status": super::decide::merge_patch(&old, &new) });
+    let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, sj: &FlinkSessionJob, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(crate::flink::truncate_chars(note, 500)),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
+        warn!(error = %e, reason, "event lost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_job_maps_onto_the_job_lifecycle_and_back() {
+        let status = FlinkSessionJobStatus {
+            error: Some("x".into()),
+            observed_generation: Some(3),
+            upgrade: Some(crate::crd::UpgradeProgress::default()),
+            ..FlinkSessionJobStatus::default()
+        };
+        assert_eq!(to_session_status(to_deployment_status(&status)), status);
+    }
+
+    #[test]
+    fn job_ids_are_flink_job_ids() {
+        let sj = FlinkSessionJob::new("a", Default::default());
+        let id = new_job_id(&sj, 1);
+        assert_eq!(id.len(), 32);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(id, new_job_id(&sj, 2));
+    }
+
+    #[tokio::test]
+    async fn jars_come_from_files_or_http_or_the_classpath() {
+        let (name, empty) = fetch_jar(None).await.unwrap();
+        assert_eq!(name, "classpath-entry.jar");
+        assert_eq!(&empty[..4], b"PK\x05\x06", "an empty zip archive");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.jar");
+        std::fs::write(&path, b"jar").unwrap();
+        let (name, bytes) = fetch_jar(Some(&format!("file://{}", path.display()))).await.unwrap();
+        assert_eq!((name.as_str(), &bytes[..]), ("job.jar", &b"jar"[..]));
+        let err = fetch_jar(Some("local:///opt/flink/usrlib/job.jar")).await.unwrap_err();
+        assert_eq!(err.reason(), "FetchJar");
+        assert!(err.to_string().contains("file://"), "{err}");
+        assert!(fetch_jar(Some("file:///does/not/exist.jar")).await.is_err());
+    }
+}
