@@ -206,11 +206,12 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
         world.trigger = Some(trigger_state(ctx.rest.savepoint_status(&rest_base, id, &trigger).await));
     }
     let busy = previous.upgrade.is_some() || job::deployed_spec(&previous).as_ref() != Some(&as_deployment_spec(sj));
-    if busy && let Some(job) = world.job.as_ref() {
-        if let Ok(stats) = ctx.rest.checkpoint_stats(&rest_base, &job.id).await {
-            world.latest_checkpoint = stats.latest.completed.and_then(|c| c.external_path);
-            world.latest_savepoint = stats.latest.savepoint.and_then(|c| c.external_path);
-        }
+    if busy
+        && let Some(job) = world.job.as_ref()
+        && let Ok(stats) = ctx.rest.checkpoint_stats(&rest_base, &job.id).await
+    {
+        world.latest_checkpoint = stats.latest.completed.and_then(|c| c.external_path);
+        world.latest_savepoint = stats.latest.savepoint.and_then(|c| c.external_path);
     }
 
     let conf = flink_config::effective(&ctx.defaults, sj.spec.flink_configuration.as_ref());
