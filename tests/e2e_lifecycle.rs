@@ -23,18 +23,16 @@ const NAME: &str = "lifecycle";
 const WAIT: Duration = Duration::from_secs(180);
 
 /// The kubelet for one standalone application cluster.
-struct Kubelet<'a> {
-    env: &'a OperatorEnv,
+struct Kubelet {
     version: &'static str,
     rest_port: u16,
     running: Option<(String, FlinkCluster)>,
     confs: tempfile::TempDir,
 }
 
-impl<'a> Kubelet<'a> {
-    fn new(env: &'a OperatorEnv, version: &'static str, rest_port: u16) -> Self {
+impl Kubelet {
+    fn new(version: &'static str, rest_port: u16) -> Self {
         Kubelet {
-            env,
             version,
             rest_port,
             running: None,
@@ -43,9 +41,8 @@ impl<'a> Kubelet<'a> {
     }
 
     /// Waits for a new JobManager Deployment, runs it, marks it available; returns its job arguments.
-    async fn run_next(&mut self) -> Vec<String> {
+    async fn run_next(&mut self, env: &OperatorEnv) -> Vec<String> {
         let previous = self.running.as_ref().map(|(uid, _)| uid.clone());
-        let env = self.env;
         let deployment = eventually("a new JobManager Deployment", WAIT, || async {
             let d = env
                 .exists(&["deployment", NAME])
@@ -84,8 +81,7 @@ impl<'a> Kubelet<'a> {
 
     /// Waits until the operator deleted the running JobManager Deployment (it may already have created the
     /// next one: no pods have to terminate on this tier), then stops its Flink processes.
-    async fn await_deletion(&mut self) {
-        let env = self.env;
+    async fn await_deletion(&mut self, env: &OperatorEnv) {
         let running = self.running.as_ref().map(|(uid, _)| uid.clone());
         eventually("the JobManager Deployment deleted", WAIT, || async {
             let d = env
@@ -153,6 +149,10 @@ spec:
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn start(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, tempfile::TempDir) {
+    start_named(version, upgrade_mode).await
+}
+
+async fn start_named(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, tempfile::TempDir) {
     let rest_port = free_port();
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("operator.yaml");
@@ -230,10 +230,10 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let (env, rest_port, _state) = start("1.20.5", "savepoint").await;
-    let mut kubelet = Kubelet::new(&env, "1.20.5", rest_port);
+    let mut kubelet = Kubelet::new("1.20.5", rest_port);
 
     // First deployment: a fresh start.
-    let args = kubelet.run_next().await;
+    let args = kubelet.run_next(&env).await;
     assert_eq!(arg_after(&args, "--job-classname").as_deref(), Some(ENTRY_CLASS));
     assert!(!args.contains(&"--fromSavepoint".to_string()), "{args:?}");
     let d = running_and_stable(&env).await;
@@ -295,13 +295,13 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
         d["status"]["lifecycleState"] == "UPGRADING"
     })
     .await;
-    kubelet.await_deletion().await;
+    kubelet.await_deletion(&env).await;
     let d = env.get_json(&["get", "flinkdep", NAME]);
     let upgrade_sp = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
     assert_eq!(upgrade_sp["triggerType"], "UPGRADE", "{}", d["status"]);
     let upgrade_sp = upgrade_sp["location"].as_str().unwrap().to_string();
     assert_ne!(upgrade_sp, manual);
-    let args = kubelet.run_next().await;
+    let args = kubelet.run_next(&env).await;
     assert_eq!(
         arg_after(&args, "--fromSavepoint").as_deref(),
         Some(upgrade_sp.as_str())
@@ -324,7 +324,7 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
 
     // Suspend: stopped with a savepoint, nothing left running.
     patch(&env, json!({"spec": {"job": {"state": "suspended"}}}));
-    kubelet.await_deletion().await;
+    kubelet.await_deletion(&env).await;
     let d = wait_for(&env, "lifecycle SUSPENDED", |d| {
         d["status"]["lifecycleState"] == "SUSPENDED"
     })
@@ -342,7 +342,7 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
 
     // Resume: from the suspend savepoint.
     patch(&env, json!({"spec": {"job": {"state": "running"}}}));
-    let args = kubelet.run_next().await;
+    let args = kubelet.run_next(&env).await;
     assert_eq!(
         arg_after(&args, "--fromSavepoint").as_deref(),
         Some(suspend_sp.as_str())
@@ -351,7 +351,7 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
 
     // Delete: the cluster goes, then the resource.
     env.cluster.kubectl_ok(&["delete", "flinkdep", NAME, "--timeout=120s"]);
-    kubelet.await_deletion().await;
+    kubelet.await_deletion(&env).await;
 }
 
 #[tokio::test]
@@ -361,8 +361,8 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     let (env, rest_port, _state) = start("2.3.0", "last-state").await;
-    let mut kubelet = Kubelet::new(&env, "2.3.0", rest_port);
-    kubelet.run_next().await;
+    let mut kubelet = Kubelet::new("2.3.0", rest_port);
+    kubelet.run_next(&env).await;
     let d = running_and_stable(&env).await;
     let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
     assert_eq!(d["status"]["clusterInfo"]["flink-version"], "2.3.0");
@@ -376,8 +376,8 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     .await;
 
     patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
-    kubelet.await_deletion().await;
-    let args = kubelet.run_next().await;
+    kubelet.await_deletion(&env).await;
+    let args = kubelet.run_next(&env).await;
     let from = arg_after(&args, "--fromSavepoint").expect("restores from the retained checkpoint");
     assert!(from.contains("chk-"), "not a checkpoint: {from}");
     let d = running_and_stable(&env).await;
@@ -502,4 +502,73 @@ spec:
     .await;
     assert!(env.exists(&["deployment", session]));
     tokio::task::spawn_blocking(move || drop(flink)).await.unwrap();
+}
+
+#[tokio::test]
+async fn operator_killed_during_a_savepoint_upgrade_never_loses_the_savepoint() {
+    if skip_e2e() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (mut env, rest_port, _state) = start("1.20.5", "savepoint").await;
+    let mut kubelet = Kubelet::new("1.20.5", rest_port);
+    kubelet.run_next(&env).await;
+    let d = running_and_stable(&env).await;
+    let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+
+    // Kill -9 right after the stop-with-savepoint was triggered and recorded.
+    patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
+    let d = wait_for(&env, "the upgrade's stop-with-savepoint recorded", |d| {
+        d["status"]["jobStatus"]["savepointInfo"]["triggerType"] == "UPGRADE"
+            && d["status"]["jobStatus"]["savepointInfo"]["triggerId"].is_string()
+    })
+    .await;
+    let trigger = d["status"]["jobStatus"]["savepointInfo"]["triggerId"].clone();
+    env.restart_operator().await;
+
+    // The new process follows the recorded trigger: no second stop, the same savepoint restored.
+    kubelet.await_deletion(&env).await;
+    let d = env.get_json(&["get", "flinkdep", NAME]);
+    let savepoint = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(savepoint["triggerType"], "UPGRADE", "{}", d["status"]);
+    let location = savepoint["location"].as_str().unwrap().to_string();
+    let args = kubelet.run_next(&env).await;
+    assert_eq!(arg_after(&args, "--fromSavepoint").as_deref(), Some(location.as_str()));
+    let d = running_and_stable(&env).await;
+    assert_ne!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
+    assert!(!trigger.is_null());
+
+    // Kill -9 once the restore point is settled (step DELETING), before the old cluster is deleted.
+    let second_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let kubelet_before = env.get_json(&["get", "deployment", NAME])["metadata"]["uid"].clone();
+    patch(&env, json!({"spec": {"job": {"parallelism": 1}}}));
+    let d = wait_for(&env, "the upgrade settled on its restore point", |d| {
+        d["status"]["upgrade"]["step"] == "DELETING"
+            || d["status"]["upgrade"].is_null() && d["status"]["lifecycleState"] != "STABLE"
+    })
+    .await;
+    env.restart_operator().await;
+    kubelet.await_deletion(&env).await;
+    let args = kubelet.run_next(&env).await;
+    let d2 = env.get_json(&["get", "flinkdep", NAME]);
+    let location = d2["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        arg_after(&args, "--fromSavepoint").as_deref(),
+        Some(location.as_str()),
+        "{}",
+        d["status"]
+    );
+    let d = running_and_stable(&env).await;
+    assert_ne!(d["status"]["jobStatus"]["jobId"], second_job.as_str());
+    assert_ne!(
+        env.get_json(&["get", "deployment", NAME])["metadata"]["uid"],
+        kubelet_before
+    );
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
 }

@@ -222,6 +222,8 @@ pub struct OperatorEnv {
     pub operator: super::Operator,
     pub cluster: ControlPlane,
     pub certs: tempfile::TempDir,
+    /// The `run` arguments, for `restart_operator`.
+    args: Vec<String>,
 }
 
 impl OperatorEnv {
@@ -262,7 +264,23 @@ impl OperatorEnv {
             operator,
             cluster,
             certs,
+            args: args.iter().map(|a| a.to_string()).collect(),
         }
+    }
+
+    /// SIGKILLs the operator (no shutdown of any kind) and starts a fresh process with the same arguments;
+    /// returns once the new one is ready. The old process's log is kept as `operator.log.N`.
+    pub async fn restart_operator(&mut self) {
+        let pid = self.operator.child.id().to_string();
+        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = self.operator.child.wait();
+        let n = std::fs::read_dir(self.certs.path()).map(|d| d.count()).unwrap_or(0);
+        let log = self.certs.path().join("operator.log");
+        let _ = std::fs::rename(&log, self.certs.path().join(format!("operator.log.{n}")));
+        let kubeconfig = self.cluster.operator_kubeconfig.to_str().unwrap().to_string();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.operator = super::Operator::start(&args, &[("KUBECONFIG", &kubeconfig)], log);
+        self.operator.wait_ready(std::time::Duration::from_secs(60)).await;
     }
 
     /// kubectl get ... -o json as admin.
