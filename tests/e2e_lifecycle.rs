@@ -44,9 +44,7 @@ impl Kubelet {
     async fn run_next(&mut self, env: &OperatorEnv) -> Vec<String> {
         let previous = self.running.as_ref().map(|(uid, _)| uid.clone());
         let deployment = eventually("a new JobManager Deployment", WAIT, || async {
-            let d = env
-                .exists(&["deployment", NAME])
-                .then(|| env.get_json(&["get", "deployment", NAME]))?;
+            let d = env.try_get_json(&["get", "deployment", NAME])?;
             let uid = d["metadata"]["uid"].as_str().map(str::to_string);
             (uid != previous).then_some(d)
         })
@@ -84,9 +82,7 @@ impl Kubelet {
     async fn await_deletion(&mut self, env: &OperatorEnv) {
         let running = self.running.as_ref().map(|(uid, _)| uid.clone());
         eventually("the JobManager Deployment deleted", WAIT, || async {
-            let d = env
-                .exists(&["deployment", NAME])
-                .then(|| env.get_json(&["get", "deployment", NAME]));
+            let d = env.try_get_json(&["get", "deployment", NAME]);
             let uid = d
                 .as_ref()
                 .and_then(|d| d["metadata"]["uid"].as_str().map(str::to_string));

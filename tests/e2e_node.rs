@@ -133,6 +133,42 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
     );
     assert_ne!(deployment_status, "MISSING");
 
+    // Real pods: the JobManager starts, Flink creates its TaskManager pod, the job runs, and the
+    // operator reads all that from Flink's REST API through the cluster's Service name.
+    let flinkdep = |name: &str| node.get_json(&["-n", &ns, "get", "flinkdeployment", name]);
+    let stable = |name: &str| {
+        poll_until(
+            &format!("{name}: job RUNNING, JobManager READY, lifecycle STABLE"),
+            Duration::from_secs(300),
+            || {
+                let fd = flinkdep(name);
+                let s = &fd["status"];
+                (s["jobStatus"]["state"] == "RUNNING"
+                    && s["jobManagerDeploymentStatus"] == "READY"
+                    && s["lifecycleState"] == "STABLE")
+                    .then_some(fd)
+            },
+        )
+    };
+    let fd = stable("basic-example");
+    assert_eq!(
+        fd["status"]["clusterInfo"]["flink-version"], "1.20.5",
+        "{:#}",
+        fd["status"]
+    );
+    let taskmanagers = node.get_json(&[
+        "-n",
+        &ns,
+        "get",
+        "pods",
+        "-l",
+        "app=basic-example,component=taskmanager",
+    ]);
+    assert!(
+        !taskmanagers["items"].as_array().unwrap().is_empty(),
+        "Flink created no TaskManager pod"
+    );
+
     // Deleting it: the operator's finalizer cleans up and lets go.
     node.kubectl_ok(&[
         "-n",
@@ -153,6 +189,51 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
             .then_some(())
         },
     );
+
+    // Standalone mode: the operator creates JobManager and TaskManager Deployments; the Flink pods get no
+    // Kubernetes credentials at all (no token in the running container), and the job still runs.
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("examples/standalone-application.yaml"),
+    ]);
+    let name = "standalone-application-example";
+    stable(name);
+    let pods = node.get_json(&["-n", &ns, "get", "pods", "-l", &format!("app={name}")]);
+    let pods = pods["items"].as_array().unwrap().clone();
+    assert_eq!(pods.len(), 2, "one JobManager and one TaskManager pod");
+    for pod in &pods {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap();
+        assert_eq!(pod["spec"]["automountServiceAccountToken"], false, "{pod_name}");
+        let out = node.kubectl(&[
+            "-n",
+            &ns,
+            "exec",
+            pod_name,
+            "--",
+            "ls",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        ]);
+        assert!(!out.status.success(), "{pod_name} has a service-account token");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("No such file"),
+            "exec did not run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", name, "--timeout=120s"]);
+    let selector = format!("app={name}");
+    for kind in ["deployments", "services", "configmaps", "pods"] {
+        poll_until(&format!("{kind} of {name} gone"), Duration::from_secs(120), || {
+            let left = node.get_json(&["-n", &ns, "get", kind, "-l", &selector]);
+            left["items"]
+                .as_array()
+                .is_some_and(|items| items.is_empty())
+                .then_some(())
+        });
+    }
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 
     // Still the same container: the probes never failed it.
