@@ -47,7 +47,7 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         rule(
             "",
             &["services", "configmaps"],
-            &["get", "list", "create", "patch", "delete"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
         rule(
             "networking.k8s.io",

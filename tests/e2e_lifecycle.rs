@@ -317,6 +317,27 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
         resumed.iter().all(|(_, c)| *c > 1),
         "counts restarted instead of resuming: {resumed:?}"
     );
+    // The upgrade shows in the lifecycle metrics: its duration as time spent UPGRADING.
+    let metrics = reqwest::get(env.operator.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("flink_operator_lifecycle_state_seconds_count") && l.contains(r#"state="UPGRADING""#)
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("flink_operator_lifecycle_transitions_total")
+                && l.contains(r#"from="STABLE""#)
+                && l.contains(r#"to="UPGRADING""#)),
+        "{metrics}"
+    );
 
     // Suspend: stopped with a savepoint, nothing left running.
     patch(&env, json!({"spec": {"job": {"state": "suspended"}}}));

@@ -180,6 +180,21 @@ async fn native_application_objects_status_walk_and_cleanup() {
     .await;
     status_field(&env, name, "/status/jobManagerDeploymentStatus", "DEPLOYING").await;
 
+    // Owned Services and ConfigMaps are watched: a deleted one is put back at once, not at the next resync
+    // (60 s here).
+    for object in [
+        vec!["service", "basic-example-rest"],
+        vec!["configmap", "flink-config-basic-example"],
+    ] {
+        let uid = env.get_json(&["get", object[0], object[1]])["metadata"]["uid"].clone();
+        env.cluster.kubectl_ok(&["delete", object[0], object[1]]);
+        eventually(&format!("{object:?} put back"), Duration::from_secs(15), || async {
+            let again = env.try_get_json(&["get", object[0], object[1]])?;
+            (again["metadata"]["uid"] != uid).then_some(())
+        })
+        .await;
+    }
+
     // A spec change is applied (the config changes) and announced.
     env.cluster.kubectl_ok(&[
         "patch",

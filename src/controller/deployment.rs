@@ -341,6 +341,12 @@ pub(super) async fn write_status(
     previous: &FlinkDeploymentStatus,
     status: &FlinkDeploymentStatus,
 ) -> Result<(), Error> {
+    let state = status.lifecycle_state.and_then(|l| serde_json::to_value(l).ok());
+    ctx.metrics.lifecycle(
+        "FlinkDeployment",
+        &format!("{namespace}/{name}"),
+        state.as_ref().and_then(|v| v.as_str()),
+    );
     if previous == status {
         return Ok(());
     }
@@ -435,6 +441,8 @@ async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result
         "Delete",
     )
     .await;
+    ctx.metrics
+        .lifecycle("FlinkDeployment", &format!("{namespace}/{name}"), None);
     Ok(Action::await_change())
 }
 

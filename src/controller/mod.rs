@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 
 use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
 use crate::flink::RestClient;
@@ -96,7 +97,13 @@ pub fn watch_gates(namespaces: &Namespaces) -> Vec<String> {
         Namespaces::Only(list) => list.clone(),
     };
     let mut gates = vec!["crds".to_string()];
-    for kind in ["flinkdeployments", "deployments", "flinksessionjobs"] {
+    for kind in [
+        "flinkdeployments",
+        "deployments",
+        "services",
+        "configmaps",
+        "flinksessionjobs",
+    ] {
         gates.extend(scopes.iter().map(|ns| format!("watch:{kind}:{ns}")));
     }
     gates
@@ -133,23 +140,16 @@ pub async fn run(
     let mut deployment_stores = Vec::new();
     let mut session_job_stores = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
-        // Owned Deployments wake their FlinkDeployment when their status changes; their watch counts
-        // for readiness like the main one.
-        let owned: Api<Deployment> = match &namespaces {
-            Namespaces::All => Api::all(client.clone()),
-            Namespaces::Only(_) => Api::namespaced(client.clone(), &ns),
-        };
-        let managed =
-            watcher::Config::default().labels(&format!("{}={}", resources::MANAGED_BY_LABEL, resources::MANAGED_BY));
-        let (owned_store, writer) = reflector::store::<Deployment>();
-        let owned_events = reflect(writer, watcher(owned, managed).default_backoff()).touched_objects();
-        tasks.push(tokio::spawn(mark_synced(
-            owned_store,
-            health.clone(),
-            format!("watch:deployments:{ns}"),
-            shutdown.clone(),
-        )));
-        let controller = Controller::new(api, watcher::Config::default()).owns_stream(owned_events);
+        // Owned Deployments wake their FlinkDeployment when their status changes, owned Services and
+        // ConfigMaps when someone changes or deletes them; each watch counts for readiness like the main one.
+        let owned_deployments = owned_watch::<Deployment>(&client, &namespaces, &ns, "deployments", &health, &shutdown);
+        let owned_services = owned_watch::<Service>(&client, &namespaces, &ns, "services", &health, &shutdown);
+        let owned_configmaps = owned_watch::<ConfigMap>(&client, &namespaces, &ns, "configmaps", &health, &shutdown);
+        tasks.extend([owned_deployments.1, owned_services.1, owned_configmaps.1]);
+        let controller = Controller::new(api, watcher::Config::default())
+            .owns_stream(owned_deployments.0)
+            .owns_stream(owned_services.0)
+            .owns_stream(owned_configmaps.0);
         deployment_stores.push(controller.store());
         tasks.push(tokio::spawn(mark_synced(
             controller.store(),
@@ -183,6 +183,44 @@ pub async fn run(
         warn!(error = %e, "resource gauges unavailable");
     }
     futures::future::join_all(tasks).await;
+}
+
+type OwnedEvents<K> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// A watch of the objects of `kind` the operator manages (by label) in `ns`, with the task that marks its
+/// readiness gate once it has synced.
+fn owned_watch<K>(
+    client: &Client,
+    namespaces: &Namespaces,
+    ns: &str,
+    kind: &str,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> (OwnedEvents<K>, tokio::task::JoinHandle<()>)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespaces {
+        Namespaces::All => Api::all(client.clone()),
+        Namespaces::Only(_) => Api::namespaced(client.clone(), ns),
+    };
+    let managed =
+        watcher::Config::default().labels(&format!("{}={}", resources::MANAGED_BY_LABEL, resources::MANAGED_BY));
+    let (store, writer) = reflector::store::<K>();
+    let events = reflect(writer, watcher(api, managed).default_backoff()).touched_objects();
+    let task = tokio::spawn(mark_synced(
+        store,
+        health.clone(),
+        format!("watch:{kind}:{ns}"),
+        shutdown.clone(),
+    ));
+    (Box::pin(events), task)
 }
 
 async fn owned_cancelled(token: CancellationToken) {

@@ -479,6 +479,8 @@ async fn cleanup(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result
             Err(e) => warn!(id, error = %e, "cannot check the job before deletion; leaving it"),
         }
     }
+    ctx.metrics
+        .lifecycle("FlinkSessionJob", &format!("{namespace}/{}", sj.name_any()), None);
     Ok(Action::await_change())
 }
 
@@ -489,6 +491,12 @@ async fn write_status(
     previous: &FlinkSessionJobStatus,
     status: &FlinkSessionJobStatus,
 ) -> Result<(), Error> {
+    let state = status.lifecycle_state.and_then(|l| serde_json::to_value(l).ok());
+    ctx.metrics.lifecycle(
+        "FlinkSessionJob",
+        &format!("{namespace}/{name}"),
+        state.as_ref().and_then(|v| v.as_str()),
+    );
     if previous == status {
         return Ok(());
     }

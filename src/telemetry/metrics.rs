@@ -16,6 +16,12 @@ pub struct Metrics {
     pub reconciliations: IntCounterVec,
     /// Reconciliation time by kind.
     pub reconcile_duration: HistogramVec,
+    /// Lifecycle state changes, by kind and the states left and entered.
+    pub lifecycle_transitions: IntCounterVec,
+    /// Time a resource spent in a lifecycle state before leaving it, by kind and state.
+    pub lifecycle_state_seconds: HistogramVec,
+    /// Each resource's current lifecycle state and since when (this process's view).
+    lifecycle_clock: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
     /// Process metrics (process_* names are conventional and stay unprefixed for standard dashboards).
     process: Registry,
 }
@@ -56,6 +62,23 @@ impl Metrics {
                 .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]),
             &["kind"],
         )?;
+        let lifecycle_transitions = IntCounterVec::new(
+            Opts::new(
+                "lifecycle_transitions_total",
+                "Lifecycle state changes of FlinkDeployments and FlinkSessionJobs",
+            ),
+            &["kind", "from", "to"],
+        )?;
+        let lifecycle_state_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "lifecycle_state_seconds",
+                "Time spent in a lifecycle state before leaving it (e.g. UPGRADING: how long upgrades take)",
+            )
+            .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+            &["kind", "state"],
+        )?;
+        registry.register(Box::new(lifecycle_transitions.clone()))?;
+        registry.register(Box::new(lifecycle_state_seconds.clone()))?;
         registry.register(Box::new(webhook_requests.clone()))?;
         registry.register(Box::new(webhook_duration.clone()))?;
         registry.register(Box::new(webhook_malformed.clone()))?;
@@ -72,8 +95,36 @@ impl Metrics {
             webhook_malformed,
             reconciliations,
             reconcile_duration,
+            lifecycle_transitions,
+            lifecycle_state_seconds,
+            lifecycle_clock: Default::default(),
             process,
         })
+    }
+
+    /// Records that the resource `key` of `kind` is in lifecycle `state` now: a change counts as a
+    /// transition and observes the time spent in the state left. `None` forgets the resource (deleted).
+    pub fn lifecycle(&self, kind: &str, key: &str, state: Option<&str>) {
+        let Ok(mut clock) = self.lifecycle_clock.lock() else {
+            return;
+        };
+        let Some(state) = state else {
+            clock.remove(key);
+            return;
+        };
+        match clock.get(key) {
+            Some((current, _)) if current == state => return,
+            Some((previous, since)) => {
+                self.lifecycle_transitions
+                    .with_label_values(&[kind, previous, state])
+                    .inc();
+                self.lifecycle_state_seconds
+                    .with_label_values(&[kind, previous])
+                    .observe(since.elapsed().as_secs_f64());
+            }
+            None => {}
+        }
+        clock.insert(key.to_string(), (state.to_string(), std::time::Instant::now()));
     }
 
     /// Adds a collector that computes its metrics at scrape time.
@@ -88,5 +139,36 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&families, &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_changes_are_counted_and_timed() {
+        let metrics = Metrics::new().unwrap();
+        let count = |from: &str, to: &str| {
+            metrics
+                .lifecycle_transitions
+                .with_label_values(&["FlinkDeployment", from, to])
+                .get()
+        };
+        metrics.lifecycle("FlinkDeployment", "ns/a", Some("DEPLOYED"));
+        metrics.lifecycle("FlinkDeployment", "ns/a", Some("DEPLOYED"));
+        assert_eq!(count("DEPLOYED", "STABLE"), 0);
+        metrics.lifecycle("FlinkDeployment", "ns/a", Some("STABLE"));
+        metrics.lifecycle("FlinkDeployment", "ns/a", Some("STABLE"));
+        assert_eq!(count("DEPLOYED", "STABLE"), 1, "a repeated state is not a transition");
+        let timed = metrics
+            .lifecycle_state_seconds
+            .with_label_values(&["FlinkDeployment", "DEPLOYED"])
+            .get_sample_count();
+        assert_eq!(timed, 1);
+        // A forgotten (deleted) resource starts afresh.
+        metrics.lifecycle("FlinkDeployment", "ns/a", None);
+        metrics.lifecycle("FlinkDeployment", "ns/a", Some("UPGRADING"));
+        assert_eq!(count("STABLE", "UPGRADING"), 0);
     }
 }

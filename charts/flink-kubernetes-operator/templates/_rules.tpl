@@ -44,6 +44,7 @@
   verbs:
   - get
   - list
+  - watch
   - create
   - patch
   - delete
