@@ -150,6 +150,19 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
             },
         )
     };
+    // After a delete: no pod, Service, ConfigMap or Deployment of the cluster is left.
+    let nothing_left = |name: &str| {
+        let selector = format!("app={name}");
+        for kind in ["deployments", "services", "configmaps", "pods"] {
+            poll_until(&format!("{kind} of {name} gone"), Duration::from_secs(120), || {
+                let left = node.get_json(&["-n", &ns, "get", kind, "-l", &selector]);
+                left["items"]
+                    .as_array()
+                    .is_some_and(|items| items.is_empty())
+                    .then_some(())
+            });
+        }
+    };
     let fd = stable("basic-example");
     assert_eq!(
         fd["status"]["clusterInfo"]["flink-version"], "1.20.5",
@@ -190,6 +203,8 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
         },
     );
 
+    nothing_left("basic-example");
+
     // Standalone mode: the operator creates JobManager and TaskManager Deployments; the Flink pods get no
     // Kubernetes credentials at all (no token in the running container), and the job still runs.
     node.kubectl_ok(&[
@@ -224,16 +239,7 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
         );
     }
     node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", name, "--timeout=120s"]);
-    let selector = format!("app={name}");
-    for kind in ["deployments", "services", "configmaps", "pods"] {
-        poll_until(&format!("{kind} of {name} gone"), Duration::from_secs(120), || {
-            let left = node.get_json(&["-n", &ns, "get", kind, "-l", &selector]);
-            left["items"]
-                .as_array()
-                .is_some_and(|items| items.is_empty())
-                .then_some(())
-        });
-    }
+    nothing_left(name);
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 
     // Still the same container: the probes never failed it.
