@@ -30,6 +30,24 @@ struct Kubelet {
     confs: tempfile::TempDir,
 }
 
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        // A failed test shows what Flink said.
+        if std::thread::panicking()
+            && let Some((_, cluster)) = &self.running
+        {
+            for log in ["jobmanager.log", "taskmanager.log"] {
+                let text = std::fs::read_to_string(cluster.work.path().join(log)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("--- {log} (last 40 lines)");
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
 impl Kubelet {
     fn new(version: &'static str, rest_port: u16) -> Self {
         Kubelet {
@@ -166,13 +184,21 @@ async fn start_named(version: &'static str, upgrade_mode: &str) -> (OperatorEnv,
     (env, rest_port, state)
 }
 
-/// Waits until `pointer` of the FlinkDeployment satisfies `check`.
+/// Waits until the FlinkDeployment satisfies `check`; on timeout the panic shows its last status.
 async fn wait_for(env: &OperatorEnv, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    eventually(what, WAIT, || async {
+    let start = std::time::Instant::now();
+    loop {
         let d = env.get_json(&["get", "flinkdep", NAME]);
-        check(&d).then_some(d)
-    })
-    .await
+        if check(&d) {
+            return d;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "timed out after {WAIT:?} waiting for {what}; last status:\n{:#}",
+            d["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn running_and_stable(env: &OperatorEnv) -> Value {
@@ -392,6 +418,31 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     })
     .await;
 
+    // Periodic savepoints (an operator-only change: no restart), recorded in status.
+    patch(
+        &env,
+        json!({"spec": {"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": "3s"}}}),
+    );
+    let d = wait_for(&env, "a periodic savepoint in status", |d| {
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["triggerType"] == "PERIODIC"
+    })
+    .await;
+    assert_eq!(
+        d["status"]["jobStatus"]["jobId"],
+        first_job.as_str(),
+        "the job was restarted"
+    );
+    assert!(d["status"]["jobStatus"]["savepointInfo"]["lastPeriodicSavepointTimestamp"].is_number());
+    let periodic = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(local_path(&periodic).exists(), "{periodic} not on disk");
+    patch(
+        &env,
+        json!({"spec": {"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": null}}}),
+    );
+
     patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
     kubelet.await_deletion(&env).await;
     let args = kubelet.run_next(&env).await;
@@ -399,8 +450,8 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     assert!(from.contains("chk-"), "not a checkpoint: {from}");
     let d = running_and_stable(&env).await;
     assert_ne!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
-    assert!(
-        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].is_null(),
+    assert_ne!(
+        d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["triggerType"], "UPGRADE",
         "last-state took a savepoint"
     );
     let resumed = first_counts(kubelet.cluster()).await;
