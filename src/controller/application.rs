@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -20,7 +19,7 @@ use super::decide::{self, DeploymentView, StatusInputs};
 use super::deployment::{Error, apply_objects, jobmanager_pod_failure, publish, rest_cluster_info, write_status};
 use super::job::{self, Desired, JobAction, JobSettings, Observed, ObservedJob, TriggerState};
 use crate::crd::{FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, SavepointTriggerType};
-use crate::flink::{self, FlinkError, JobResult, OperationStatus, SavepointRequest, StopRequest};
+use crate::flink::{self, JobResult, SavepointRequest, StopRequest};
 use crate::flink_config;
 use crate::resources::{self, Deploy};
 
@@ -216,7 +215,9 @@ async fn observe(
     if let Some(trigger_id) = trigger_id {
         let job_id = previous.job_status.as_ref().and_then(|j| j.job_id.clone());
         world.trigger = Some(match (cluster_info.is_some(), job_id) {
-            (true, Some(job_id)) => trigger_state(ctx.rest.savepoint_status(&rest_base, &job_id, &trigger_id).await),
+            (true, Some(job_id)) => {
+                TriggerState::from_rest(ctx.rest.savepoint_status(&rest_base, &job_id, &trigger_id).await)
+            }
             (_, None) => TriggerState::Unknown {
                 error: "no job id recorded for the trigger".into(),
             },
@@ -249,20 +250,6 @@ async fn cluster_pods_exist(ctx: &Context, namespace: &str, name: &str) -> bool 
             warn!(error = %e, "cannot list the cluster's pods");
             true
         }
-    }
-}
-
-fn trigger_state(result: Result<OperationStatus, FlinkError>) -> TriggerState {
-    match result {
-        Ok(OperationStatus::InProgress) => TriggerState::InProgress,
-        Ok(OperationStatus::Completed {
-            location: Some(location),
-        }) => TriggerState::Completed { location },
-        Ok(OperationStatus::Completed { location: None }) => TriggerState::Failed {
-            cause: "the savepoint completed without a location".into(),
-        },
-        Ok(OperationStatus::Failed { cause }) => TriggerState::Failed { cause },
-        Err(e) => TriggerState::Unknown { error: e.to_string() },
     }
 }
 
@@ -357,18 +344,7 @@ async fn delete_cluster(ctx: &Context, namespace: &str, name: &str, keep_ha: boo
         }
     }
     if !keep_ha {
-        let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-        let selector = format!("app={name},configmap-type=high-availability");
-        let ha = configmaps
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| Error::DeleteObject {
-                what: "HA ConfigMaps".into(),
-                source,
-            })?;
-        for cm in ha.items {
-            super::deployment::delete::<ConfigMap>(&ctx.client, namespace, &cm.name_any()).await?;
-        }
+        super::deployment::delete_ha_data(&ctx.client, namespace, name).await?;
     }
     Ok(())
 }

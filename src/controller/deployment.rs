@@ -404,19 +404,7 @@ async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result
         .as_ref()
         .is_none_or(|j| j.upgrade_mode() == UpgradeMode::Stateless);
     if stateless {
-        // Flink's Kubernetes HA keeps its leader and checkpoint pointers in labelled ConfigMaps.
-        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-        let selector = format!("app={name},configmap-type=high-availability");
-        let ha = configmaps
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| Error::DeleteObject {
-                what: "HA ConfigMaps".into(),
-                source,
-            })?;
-        for cm in ha.items {
-            delete::<ConfigMap>(client, namespace, &cm.name_any()).await?;
-        }
+        delete_ha_data(client, namespace, &name).await?;
     }
     // Done only when the JobManager and TaskManagers are really gone (deletion can be asynchronous).
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -444,6 +432,24 @@ async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result
     ctx.metrics
         .lifecycle("FlinkDeployment", &format!("{namespace}/{name}"), None);
     Ok(Action::await_change())
+}
+
+/// Deletes Flink's Kubernetes HA data of cluster `name`: its leader and checkpoint pointers live in labelled
+/// ConfigMaps.
+pub(super) async fn delete_ha_data(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error> {
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app={name},configmap-type=high-availability");
+    let ha = configmaps
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::DeleteObject {
+            what: "HA ConfigMaps".into(),
+            source,
+        })?;
+    for cm in ha.items {
+        delete::<ConfigMap>(client, namespace, &cm.name_any()).await?;
+    }
+    Ok(())
 }
 
 /// Deletes one object (absent is fine).

@@ -134,6 +134,24 @@ pub enum TriggerState {
     },
 }
 
+impl TriggerState {
+    /// What Flink's savepoint status endpoint said (an error is an unknown state, judged by its age).
+    pub fn from_rest(result: Result<crate::flink::OperationStatus, crate::flink::FlinkError>) -> TriggerState {
+        use crate::flink::OperationStatus;
+        match result {
+            Ok(OperationStatus::InProgress) => TriggerState::InProgress,
+            Ok(OperationStatus::Completed {
+                location: Some(location),
+            }) => TriggerState::Completed { location },
+            Ok(OperationStatus::Completed { location: None }) => TriggerState::Failed {
+                cause: "the savepoint completed without a location".into(),
+            },
+            Ok(OperationStatus::Failed { cause }) => TriggerState::Failed { cause },
+            Err(e) => TriggerState::Unknown { error: e.to_string() },
+        }
+    }
+}
+
 /// What the reconciler observed of the cluster and its job.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {

@@ -953,3 +953,33 @@ fn settings_come_from_the_configuration() {
         (false, None, 10)
     );
 }
+
+#[test]
+fn savepoint_status_answers_map_to_trigger_states() {
+    use crate::flink::{FlinkError, OperationStatus};
+    assert_eq!(
+        TriggerState::from_rest(Ok(OperationStatus::InProgress)),
+        TriggerState::InProgress
+    );
+    assert_eq!(
+        TriggerState::from_rest(Ok(OperationStatus::Completed {
+            location: Some("file:///sp/1".into())
+        })),
+        TriggerState::Completed {
+            location: "file:///sp/1".into()
+        }
+    );
+    assert!(matches!(
+        TriggerState::from_rest(Ok(OperationStatus::Completed { location: None })),
+        TriggerState::Failed { .. }
+    ));
+    let unreachable = FlinkError::Timeout {
+        method: "GET".into(),
+        url: "http://x/jobs".into(),
+        timeout: Duration::from_secs(1),
+    };
+    assert!(matches!(
+        TriggerState::from_rest(Err(unreachable)),
+        TriggerState::Unknown { .. }
+    ));
+}

@@ -22,7 +22,7 @@ use crate::crd::{
     FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus,
     JobManagerDeploymentStatus, SavepointTriggerType,
 };
-use crate::flink::{self, FlinkError, JarRunRequest, OperationStatus, SavepointRequest, StopRequest};
+use crate::flink::{self, FlinkError, JarRunRequest, SavepointRequest, StopRequest};
 use crate::{flink_config, resources, validation};
 
 pub const FINALIZER: &str = "flinksessionjobs.flink.apache.org/finalizer";
@@ -203,7 +203,9 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
     world.cluster_present = !ready || world.job.as_ref().is_some_and(|j| !j.is_terminal());
     let info = previous.job_status.as_ref().and_then(|j| j.savepoint_info.as_ref());
     if let (true, Some(trigger), Some(id)) = (ready, info.and_then(|i| i.trigger_id.clone()), recorded_id.as_deref()) {
-        world.trigger = Some(trigger_state(ctx.rest.savepoint_status(&rest_base, id, &trigger).await));
+        world.trigger = Some(TriggerState::from_rest(
+            ctx.rest.savepoint_status(&rest_base, id, &trigger).await,
+        ));
     }
     let busy = previous.upgrade.is_some() || job::deployed_spec(&previous).as_ref() != Some(&as_deployment_spec(sj));
     if busy
@@ -365,20 +367,6 @@ async fn observe_job(ctx: &Context, base: &str, id: &str) -> Result<Option<Obser
         vertices_running: flink::is_job_running(&details),
         failure,
     }))
-}
-
-fn trigger_state(result: Result<OperationStatus, FlinkError>) -> TriggerState {
-    match result {
-        Ok(OperationStatus::InProgress) => TriggerState::InProgress,
-        Ok(OperationStatus::Completed {
-            location: Some(location),
-        }) => TriggerState::Completed { location },
-        Ok(OperationStatus::Completed { location: None }) => TriggerState::Failed {
-            cause: "the savepoint completed without a location".into(),
-        },
-        Ok(OperationStatus::Failed { cause }) => TriggerState::Failed { cause },
-        Err(e) => TriggerState::Unknown { error: e.to_string() },
-    }
 }
 
 /// An empty jar: running it with an entry class runs a class already on the cluster's classpath.
