@@ -90,13 +90,13 @@ async fn job_lifecycle(version: &str) {
     assert_eq!(details.vertices.len(), 2, "{details:?}");
     assert_eq!(details.job_type.as_deref(), Some("STREAMING"));
 
-    // A completed checkpoint shows up with a path that exists.
-    let checkpoint = eventually("a completed checkpoint", Duration::from_secs(60), || async {
-        client.checkpoint_stats(base, &job).await.unwrap().latest.completed
+    // A completed checkpoint shows up with a path that exists. (The job checkpoints often and Flink keeps only
+    // the latest, so a path read a moment ago may already be subsumed: ask again until one is seen on disk.)
+    let checkpoint = eventually("a completed checkpoint on disk", Duration::from_secs(60), || async {
+        let latest = client.checkpoint_stats(base, &job).await.unwrap().latest.completed?;
+        local_path(latest.external_path.as_deref()?).exists().then_some(latest)
     })
     .await;
-    let checkpoint_path = local_path(checkpoint.external_path.as_deref().unwrap());
-    assert!(checkpoint_path.exists(), "{checkpoint_path:?}");
     assert!(!checkpoint.is_savepoint);
 
     // Savepoint: trigger, poll, on disk; then dispose of it and see it gone.
