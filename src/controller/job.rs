@@ -278,6 +278,24 @@ impl Planner<'_> {
             .get_or_insert_with(SavepointInfo::default)
     }
 
+    /// The savepoint info as recorded so far (empty when none is).
+    fn recorded_savepoints(&self) -> SavepointInfo {
+        self.status
+            .job_status
+            .as_ref()
+            .and_then(|j| j.savepoint_info.clone())
+            .unwrap_or_default()
+    }
+
+    /// A savepoint trigger is recorded and not yet resolved.
+    fn trigger_pending(&self) -> bool {
+        self.status
+            .job_status
+            .as_ref()
+            .and_then(|j| j.savepoint_info.as_ref())
+            .is_some_and(|s| s.trigger_id.is_some())
+    }
+
     fn job_status(&mut self) -> &mut JobStatus {
         self.status.job_status.get_or_insert_with(JobStatus::default)
     }
@@ -361,12 +379,7 @@ pub fn decide(
 
     let suspended = deployed.job.as_ref().is_some_and(|j| j.state() == JobState::Suspended);
     poll_trigger(&mut p);
-    let trigger_pending = p
-        .status
-        .job_status
-        .as_ref()
-        .and_then(|j| j.savepoint_info.as_ref())
-        .is_some_and(|s| s.trigger_id.is_some());
+    let trigger_pending = p.trigger_pending();
 
     if let Some(desired) = desired {
         let wants_suspend = desired
@@ -471,12 +484,7 @@ fn observe_job(p: &mut Planner<'_>) {
 
 /// Polls the recorded (manual or periodic) savepoint trigger.
 fn poll_trigger(p: &mut Planner<'_>) {
-    let info = p
-        .status
-        .job_status
-        .as_ref()
-        .and_then(|j| j.savepoint_info.clone())
-        .unwrap_or_default();
+    let info = p.recorded_savepoints();
     if info.trigger_id.is_none() {
         return;
     }
@@ -776,12 +784,7 @@ fn stop_step(p: &mut Planner<'_>, progress: UpgradeProgress, keep_ha: bool) {
         .as_ref()
         .and_then(|j| j.upgrade_savepoint_path.clone());
     let best_known = last_savepoint(&p.status).or(previous_restore);
-    let trigger_pending = p
-        .status
-        .job_status
-        .as_ref()
-        .and_then(|j| j.savepoint_info.as_ref())
-        .is_some_and(|s| s.trigger_id.is_some());
+    let trigger_pending = p.trigger_pending();
     // A stop-with-savepoint in flight is followed to its end first: the job it stopped is gone by then.
     if progress.mode == UpgradeMode::Savepoint && trigger_pending {
         stop_with_savepoint(p, progress, best_known);
@@ -814,12 +817,7 @@ fn stop_step(p: &mut Planner<'_>, progress: UpgradeProgress, keep_ha: bool) {
 
 fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_known: Option<String>) {
     let observed = p.observed;
-    let info = p
-        .status
-        .job_status
-        .as_ref()
-        .and_then(|j| j.savepoint_info.clone())
-        .unwrap_or_default();
+    let info = p.recorded_savepoints();
     if info.trigger_id.is_some() {
         match observed.trigger.clone() {
             Some(TriggerState::Completed { location }) => {
