@@ -109,15 +109,7 @@ pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Ac
         kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     });
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics
-        .reconciliations
-        .with_label_values(&["FlinkDeployment", outcome])
-        .inc();
-    ctx.metrics
-        .reconcile_duration
-        .with_label_values(&["FlinkDeployment"])
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.reconciled("FlinkDeployment", result.is_ok(), started);
     if let Err(e) = &result
         && !matches!(e, Error::CleanupPending)
     {

@@ -81,15 +81,7 @@ pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Ac
         kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     });
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics
-        .reconciliations
-        .with_label_values(&["FlinkSessionJob", outcome])
-        .inc();
-    ctx.metrics
-        .reconcile_duration
-        .with_label_values(&["FlinkSessionJob"])
-        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.reconciled("FlinkSessionJob", result.is_ok(), started);
     if let Err(e) = &result {
         publish(&ctx, sj.as_ref(), EventType::Warning, e.reason(), &e.to_string()).await;
     }

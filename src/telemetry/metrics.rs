@@ -102,6 +102,15 @@ impl Metrics {
         })
     }
 
+    /// Counts one reconciliation of `kind` and its duration since `started`.
+    pub fn reconciled(&self, kind: &str, ok: bool, started: std::time::Instant) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.reconciliations.with_label_values(&[kind, outcome]).inc();
+        self.reconcile_duration
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     /// Records that the resource `key` of `kind` is in lifecycle `state` now: a change counts as a
     /// transition and observes the time spent in the state left. `None` forgets the resource (deleted).
     pub fn lifecycle(&self, kind: &str, key: &str, state: Option<&str>) {
