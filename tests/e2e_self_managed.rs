@@ -7,6 +7,8 @@
 mod support;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -164,8 +166,18 @@ async fn served_by(port: u16, ca_pem: &str) -> bool {
 
 /// `kubectl apply` of an invalid FlinkDeployment is denied by the webhook (not by an unreachable one).
 fn rejected_through_webhook(cluster: &ControlPlane) -> Result<(), String> {
+    rejected_through_webhook_as(&cluster.admin_kubeconfig, &cluster.namespace)
+}
+
+fn rejected_through_webhook_as(kubeconfig: &Path, namespace: &str) -> Result<(), String> {
     let file = repo().join("examples/invalid/parallelism-zero.yaml");
-    let out = cluster.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-n", namespace, "apply", "--dry-run=server", "-f"])
+        .arg(file)
+        .output()
+        .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() && stderr.contains("denied the request") && stderr.contains("parallelism") {
         Ok(())
@@ -233,7 +245,72 @@ async fn self_managed_certificates_on_a_real_api_server() {
     })
     .await;
 
-    // 4. While both run, the Secret is replaced by certificates that expire tomorrow (new CA, 1-day serving
+    // 4. Rotation while both run and the API server keeps calling the webhook: the Secret's serving certificate
+    // is replaced by one of the same CA that expires within --cert-renew-before. It is renewed and served by both,
+    // and not one admission request fails in between (each is denied by the webhook, naming the field).
+    let ca_now = certs::Ca {
+        cert_pem: ca.clone(),
+        key_pem: secret_text(&created, "ca.key"),
+    };
+    let (due_cert, due_key) =
+        certs::issue_serving(&ca_now, &["localhost".into()], &["127.0.0.1".parse().unwrap()], 2).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let denied = Arc::new(AtomicU32::new(0));
+    let prober = {
+        let (stop, denied, admin) = (stop.clone(), denied.clone(), cluster.admin_kubeconfig.clone());
+        let namespace = cluster.namespace.clone();
+        std::thread::spawn(move || {
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match rejected_through_webhook_as(&admin, &namespace) {
+                    Ok(()) => _ = denied.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => failed.push(e),
+                }
+            }
+            failed
+        })
+    };
+    let patch = serde_json::json!({
+        "data": {
+            "tls.crt": base64::engine::general_purpose::STANDARD.encode(&due_cert),
+            "tls.key": base64::engine::general_purpose::STANDARD.encode(&due_key),
+        }
+    });
+    cluster.kubectl_ok(&["patch", "secret", SECRET, "--type=merge", "-p", &patch.to_string()]);
+    let rotated = eventually("the due certificate to be renewed", Duration::from_secs(30), || async {
+        let cert = secret_text(&secret(&cluster), "tls.crt");
+        (cert != due_cert && cert != secret_text(&created, "tls.crt")).then_some(cert)
+    })
+    .await;
+    for tag in ["a", "b"] {
+        eventually("the rotated certificate on disk", Duration::from_secs(30), || async {
+            (std::fs::read_to_string(dir.path().join(tag).join("tls.crt")).unwrap_or_default() == rotated).then_some(())
+        })
+        .await;
+    }
+    // A few more requests once both have it on disk (the reloader picks files up within 200 ms).
+    let at_rotation = denied.load(Ordering::SeqCst);
+    eventually(
+        "admission requests after the rotation",
+        Duration::from_secs(30),
+        || async { (denied.load(Ordering::SeqCst) >= at_rotation + 5).then_some(()) },
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let failed = prober.join().unwrap();
+    let denied = denied.load(Ordering::SeqCst);
+    eprintln!(
+        "rotation: {denied} admission requests denied by the webhook as expected, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "admission failed during the rotation: {failed:#?}");
+    assert_eq!(
+        ca_bundles(&cluster),
+        vec![ca.clone(), ca.clone()],
+        "same CA: the bundle must not change"
+    );
+
+    // 5. While both run, the Secret is replaced by certificates that expire tomorrow (new CA, 1-day serving
     // certificate): within a check interval they are renewed, both operators serve the renewed certificate,
     // the caBundle trusts it, and admission keeps working.
     let expiring = certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
@@ -285,7 +362,7 @@ async fn self_managed_certificates_on_a_real_api_server() {
     .await;
     rejected_through_webhook(&cluster).unwrap();
 
-    // 5. A restart with a Secret whose serving certificate expires within --cert-renew-before (same, valid CA):
+    // 6. A restart with a Secret whose serving certificate expires within --cert-renew-before (same, valid CA):
     // the new process renews it before serving and keeps the CA.
     b.terminate();
     a.terminate();

@@ -466,28 +466,46 @@ pub async fn patch_ca_bundles(client: &kube::Client, name: &str, bundle: &[u8]) 
     Ok(changed)
 }
 
-/// One round: the Secret, the files, the caBundles. A failed caBundle patch is reported, not fatal: the
+/// One round: the Secret, the caBundles, the files. A failed caBundle patch is reported, not fatal: the
 /// configurations may not exist yet (installed after the operator) and are retried at the next check.
-async fn reconcile_once(client: &kube::Client, settings: &Settings) -> Result<(), SelfManagedError> {
+///
+/// A new CA goes into the caBundles first; the certificate it signed is served only from the next round on
+/// (`check_interval` later), once the API server has had time to load the bundle, so no admission fails in
+/// between. At start-up (`defer_serving == false`) the files are written at once: there is nothing to serve yet.
+async fn reconcile_once(
+    client: &kube::Client,
+    settings: &Settings,
+    defer_serving: bool,
+) -> Result<(), SelfManagedError> {
     let material = ensure_secret(client, settings).await?;
+    let bundle = material.ca_bundle(OffsetDateTime::now_utc());
+    let bundles_changed = match patch_ca_bundles(client, &settings.webhook_configuration, bundle.as_bytes()).await {
+        Ok(0) => false,
+        Ok(changed) => {
+            info!(
+                configuration = %settings.webhook_configuration,
+                changed, "caBundle written into the webhook configurations"
+            );
+            true
+        }
+        Err(e) => {
+            warn!(error = %e, "caBundle not written yet; retrying at the next check");
+            false
+        }
+    };
+    if defer_serving && bundles_changed {
+        info!("serving the new certificate from the next check on, once the API server trusts its CA");
+        return Ok(());
+    }
     if write_files(&material, &settings.paths)? {
         info!(cert = %settings.paths.cert.display(), "serving certificate files updated from the Secret");
-    }
-    let bundle = material.ca_bundle(OffsetDateTime::now_utc());
-    match patch_ca_bundles(client, &settings.webhook_configuration, bundle.as_bytes()).await {
-        Ok(0) => {}
-        Ok(changed) => info!(
-            configuration = %settings.webhook_configuration,
-            changed, "caBundle written into the webhook configurations"
-        ),
-        Err(e) => warn!(error = %e, "caBundle not written yet; retrying at the next check"),
     }
     Ok(())
 }
 
 /// Before the webhook serves: certificates in the Secret and on disk, caBundles patched.
 pub async fn prepare(client: &kube::Client, settings: &Settings) -> Result<(), SelfManagedError> {
-    reconcile_once(client, settings).await
+    reconcile_once(client, settings, false).await
 }
 
 /// Re-checks every `check_interval` until shutdown: renews before expiry, follows another replica's
@@ -501,7 +519,7 @@ pub async fn maintain(client: kube::Client, settings: Settings, shutdown: Cancel
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if let Err(e) = reconcile_once(&client, &settings).await {
+        if let Err(e) = reconcile_once(&client, &settings, true).await {
             warn!(error = %e, "webhook certificate check failed; retrying at the next check");
         }
     }
