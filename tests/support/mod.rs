@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod flink;
+pub mod helm;
 pub mod node;
 
 use std::net::TcpListener;

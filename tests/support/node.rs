@@ -219,6 +219,13 @@ impl Node {
         script_ok(relative, &[&self.workdir])
     }
 
+    /// Imports locally built images into the node (`images/import.sh WORKDIR NAME...`; builds what is missing).
+    pub fn import_images(&self, names: &[&str]) {
+        let mut args = vec![self.workdir.as_path()];
+        args.extend(names.iter().map(Path::new));
+        script_ok("images/import.sh", &args);
+    }
+
     /// Deploys the operator in-cluster (`node/deploy-operator.sh`): release build, image, manifests, webhook.
     pub fn deploy_operator(&self) {
         self.run_env_script("node/deploy-operator.sh");

@@ -2,7 +2,7 @@
 # Build the operator image `flink-operator:dev` locally, without Docker and without a
 # registry: the same shape as the top-level Dockerfile produces.
 #
-#   images/operator.sh            # cargo build --release --locked, then the image (cached)
+#   images/operator.sh            # cargo build --release --locked in the Docker build context, then the image
 #   OPERATOR_BIN=PATH images/operator.sh   # use this binary instead of building one
 #
 # Result: $CACHE_DIR/images/archives/operator.tar (docker-archive, `flink-operator:dev`),
@@ -32,6 +32,7 @@ ARCHIVES=$IMG_CACHE/archives
 LAYOUT=$IMG_CACHE/oci-operator
 DEBS=$IMG_CACHE/operator-debs
 WORK=$IMG_CACHE/work
+CONTEXT=$IMG_CACHE/docker-context
 REF=flink-operator:dev
 NONROOT=65532
 # Runtime packages: glibc (libc, libm, loader) and libgcc_s (unwinding); CA certificates.
@@ -58,13 +59,38 @@ total=$(now)
 
 # ----------------------------------------------------------------- the release binary
 
+# docker_context DEST: the build context the Dockerfile's build stage sees (.dockerignore: `*`, then `!PATH`
+# lines), copied to DEST with timestamps kept (cargo then rebuilds only what changed). The binary is built
+# there exactly as the Dockerfile builds it, so a file the build needs but the context lacks fails here too.
+docker_context() {
+    local dest=$1 line path
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    while IFS= read -r line || [[ -n $line ]]; do
+        case $line in
+        '' | '#'* | '*') ;;
+        '!'*)
+            path=${line#!}
+            path=${path%/}
+            [[ $path != *'*'* && $path != *..* ]] || die ".dockerignore: unsupported pattern: $line"
+            mkdir -p "$dest/$(dirname "$path")"
+            cp -a "$REPO/$path" "$dest/$path"
+            ;;
+        *) die ".dockerignore: only '*' and '!PATH' lines are understood here: $line" ;;
+        esac
+    done <"$REPO/.dockerignore"
+    [[ $(awk '!/^(#|$)/ { print; exit }' "$REPO/.dockerignore") == '*' ]] ||
+        die ".dockerignore must start by excluding everything ('*')"
+}
+
 if [[ -n ${OPERATOR_BIN:-} ]]; then
     BIN=$OPERATOR_BIN
 else
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
     t=$(now)
-    log "cargo build --release --locked"
-    (cd "$REPO" && cargo build --release --locked --quiet)
+    docker_context "$CONTEXT"
+    log "cargo build --release --locked (in the Docker build context $CONTEXT)"
+    (cd "$CONTEXT" && cargo build --release --locked --quiet)
     BIN=$CARGO_TARGET_DIR/release/flink-operator
     log "release binary ready in $(elapsed "$t")s"
 fi
