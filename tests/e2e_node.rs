@@ -264,3 +264,134 @@ fn flink_images_run_session_native_and_flink_2_clusters_on_the_node() {
     test.node.run_env_script("node/smoke.sh");
     eprintln!("node/smoke.sh passed in {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// Flink's REST API of a cluster in the node, through the API server's Service proxy.
+fn flink_rest(node: &support::node::Node, namespace: &str, name: &str, path: &str) -> Option<serde_json::Value> {
+    let url = format!("/api/v1/namespaces/{namespace}/services/{name}-rest:8081/proxy{path}");
+    let out = node.kubectl(&["get", "--raw", &url]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+#[test]
+fn standalone_reactive_job_rescales_by_taskmanager_replicas_without_a_restart() {
+    let Some(test) = node_test() else { return };
+    let node = &test.node;
+    node.ensure_operator();
+    let ns = node.create_namespace("e2e-reactive");
+    let name = "basic-reactive-example";
+    // The example names the `flink` ServiceAccount (standalone pods mount no token from it).
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("tests/env/node/manifests/native-rbac.yaml"),
+    ]);
+    node.kubectl_ok(&["-n", &ns, "apply", "-f", &repo_file("examples/basic-reactive.yaml")]);
+    let get = || node.get_json(&["-n", &ns, "get", "flinkdeployment", name]);
+
+    // Every TaskManager's slot in use: the job's vertices run with parallelism = TaskManagers (1 slot each).
+    let running_with = |taskmanagers: i64| {
+        poll_until(
+            &format!("{name}: STABLE, job RUNNING on {taskmanagers} TaskManagers"),
+            Duration::from_secs(300),
+            || {
+                let fd = get();
+                let s = &fd["status"];
+                if !(s["jobStatus"]["state"] == "RUNNING" && s["lifecycleState"] == "STABLE") {
+                    return None;
+                }
+                let job_id = s["jobStatus"]["jobId"].as_str()?.to_string();
+                let job = flink_rest(node, &ns, name, &format!("/jobs/{job_id}"))?;
+                let vertices = job["vertices"].as_array()?;
+                let all_running = vertices
+                    .iter()
+                    .all(|v| v["status"] == "RUNNING" && v["parallelism"] == taskmanagers);
+                let overview = flink_rest(node, &ns, name, "/overview")?;
+                (job["state"] == "RUNNING" && all_running && overview["taskmanagers"] == taskmanagers)
+                    .then_some((fd, job_id))
+            },
+        )
+    };
+    let jobmanager_pod = || {
+        let pods = node.get_json(&[
+            "-n",
+            &ns,
+            "get",
+            "pods",
+            "-l",
+            &format!("app={name},component=jobmanager"),
+        ]);
+        let pods = pods["items"].as_array().unwrap().clone();
+        assert_eq!(pods.len(), 1, "{pods:#?}");
+        (
+            pods[0]["metadata"]["uid"].as_str().unwrap().to_string(),
+            pods[0]["status"]["containerStatuses"][0]["restartCount"].clone(),
+        )
+    };
+    let (before, job_id) = running_with(2);
+    let jobmanager = jobmanager_pod();
+    let reconciled_before = before["status"]["reconciliationStatus"]["lastReconciledSpec"].clone();
+
+    // Scale up, then down: only the TaskManager Deployment changes; same JobManager pod, same job, no savepoint.
+    for replicas in [3, 1] {
+        let patch = serde_json::json!({"spec": {"taskManager": {"replicas": replicas}}}).to_string();
+        node.kubectl_ok(&[
+            "-n",
+            &ns,
+            "patch",
+            "flinkdeployment",
+            name,
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+        poll_until(
+            &format!("the TaskManager Deployment scaled to {replicas}"),
+            Duration::from_secs(60),
+            || {
+                let d = node.get_json(&["-n", &ns, "get", "deployment", &format!("{name}-taskmanager")]);
+                (d["spec"]["replicas"] == replicas).then_some(())
+            },
+        );
+        let (after, same_job) = running_with(replicas);
+        assert_eq!(same_job, job_id, "the job was resubmitted");
+        assert_eq!(
+            jobmanager_pod(),
+            jobmanager,
+            "the JobManager pod was replaced or restarted"
+        );
+        assert_eq!(
+            after["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"],
+            before["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"],
+            "a savepoint was taken for a scale"
+        );
+        assert!(after["status"]["upgrade"].is_null(), "{:#}", after["status"]);
+        assert_ne!(
+            after["status"]["reconciliationStatus"]["lastReconciledSpec"], reconciled_before,
+            "the new replicas must be recorded as reconciled"
+        );
+        let scaled = node.get_json(&[
+            "-n",
+            &ns,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+        ]);
+        eprintln!(
+            "scaled to {replicas}: events {:?}",
+            scaled["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+    node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", name, "--timeout=120s"]);
+    node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
+}

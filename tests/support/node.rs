@@ -103,6 +103,8 @@ pub struct Node {
     pub workdir: PathBuf,
     pub admin_kubeconfig: PathBuf,
     pub env: HashMap<String, String>,
+    /// Whether this process has deployed the operator into the node yet.
+    operator_deployed: Mutex<bool>,
     _machine_lock: File,
 }
 
@@ -168,6 +170,7 @@ impl Node {
             admin_kubeconfig: PathBuf::from(&env["ADMIN_KUBECONFIG"]),
             workdir,
             env,
+            operator_deployed: Mutex::new(false),
             _machine_lock: machine_lock,
         }
     }
@@ -229,6 +232,15 @@ impl Node {
     /// Deploys the operator in-cluster (`node/deploy-operator.sh`): release build, image, manifests, webhook.
     pub fn deploy_operator(&self) {
         self.run_env_script("node/deploy-operator.sh");
+        *self.operator_deployed.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Deploys the operator unless a test of this process already did.
+    pub fn ensure_operator(&self) {
+        let deployed = *self.operator_deployed.lock().unwrap_or_else(PoisonError::into_inner);
+        if !deployed {
+            self.deploy_operator();
+        }
     }
 }
 
