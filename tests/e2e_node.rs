@@ -395,3 +395,207 @@ fn standalone_reactive_job_rescales_by_taskmanager_replicas_without_a_restart() 
     node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", name, "--timeout=120s"]);
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 }
+
+/// `examples/flink-2.yaml`, named `name`, for Flink `version` (1.20 or 2.3): savepoint upgrades, state on the
+/// node's shared hostPath.
+fn savepoint_deployment(name: &str, version: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_file("examples/flink-2.yaml")).unwrap();
+    let mut fd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    fd["metadata"]["name"] = name.into();
+    let dir = format!("file:///flink-data/{name}");
+    if version == "1.20" {
+        fd["spec"]["image"] = "flink:1.20".into();
+        fd["spec"]["flinkVersion"] = "v1_20".into();
+    }
+    let conf = &mut fd["spec"]["flinkConfiguration"];
+    if version == "1.20" {
+        let conf = conf.as_object_mut().unwrap();
+        conf.remove("execution.checkpointing.dir");
+        conf.remove("execution.checkpointing.savepoint-dir");
+        conf.insert("state.checkpoints.dir".into(), format!("{dir}/checkpoints").into());
+        conf.insert("state.savepoints.dir".into(), format!("{dir}/savepoints").into());
+    } else {
+        conf["execution.checkpointing.dir"] = format!("{dir}/checkpoints").into();
+        conf["execution.checkpointing.savepoint-dir"] = format!("{dir}/savepoints").into();
+    }
+    conf["execution.checkpointing.interval"] = "2s".into();
+    fd
+}
+
+/// The last `(key, count)` printed for each key by the TaskManagers of `name` (their container logs).
+fn counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Vec<(u64, u64)> {
+    let out = node.kubectl(&[
+        "-n",
+        namespace,
+        "logs",
+        "-l",
+        &format!("app={name},component=taskmanager"),
+        "--tail=-1",
+        "--max-log-requests=10",
+    ]);
+    support::flink::printed_counts(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// A savepoint upgrade on the node through the in-cluster operator, with the operator's pod killed right after
+/// it recorded and sent the stop-with-savepoint: the replacement pod follows the savepoint to its end, and the
+/// upgraded job restores from it (Flink's own checkpoint statistics say so) with its keyed counts continuing.
+fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
+    let Some(test) = node_test() else { return };
+    let node = &test.node;
+    node.ensure_operator();
+    let ns = node.create_namespace("e2e-upgrade");
+    let name = format!("upgrade-{}", version.replace('.', "-"));
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("tests/env/node/manifests/native-rbac.yaml"),
+    ]);
+    let fd = savepoint_deployment(&name, version);
+    let applied = node.apply_json(&ns, &fd);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let get = || node.get_json(&["-n", &ns, "get", "flinkdeployment", &name]);
+    let stable = || {
+        poll_until(
+            &format!("{name}: job RUNNING, lifecycle STABLE"),
+            Duration::from_secs(300),
+            || {
+                let fd = get();
+                (fd["status"]["jobStatus"]["state"] == "RUNNING" && fd["status"]["lifecycleState"] == "STABLE")
+                    .then_some(fd)
+            },
+        )
+    };
+    let before = stable();
+    let old_job = before["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    // Some state worth keeping: counts above 3 for some key, and a completed checkpoint.
+    let counted = poll_until("the job to count", Duration::from_secs(120), || {
+        let counts = counts_in_logs(node, &ns, &name);
+        counts.iter().any(|&(_, c)| c >= 3).then_some(counts)
+    });
+    let highest_before = counted.iter().map(|&(_, c)| c).max().unwrap();
+
+    // The upgrade: more slots and parallelism (not an IGNORE change, not a reactive scale).
+    let patch = serde_json::json!({"spec": {
+        "job": {"parallelism": 2},
+        "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
+    }})
+    .to_string();
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "flinkdeployment",
+        &name,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    // Kill the operator as soon as it has recorded the stop-with-savepoint it sends.
+    let recorded = poll_until(
+        "the operator to record the stop-with-savepoint",
+        Duration::from_secs(60),
+        || {
+            let fd = get();
+            let s = &fd["status"];
+            (s["upgrade"]["step"] == "STOPPING"
+                && s["jobStatus"]["savepointInfo"]["triggerId"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty()))
+            .then_some(fd)
+        },
+    );
+    let operator_pods = node.get_json(&[
+        "-n",
+        OPERATOR_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=flink-operator",
+    ]);
+    let killed = operator_pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    node.kubectl_ok(&[
+        "-n",
+        OPERATOR_NS,
+        "delete",
+        "pod",
+        &killed,
+        "--grace-period=0",
+        "--force",
+    ]);
+    eprintln!(
+        "{name}: operator pod {killed} killed with trigger {} recorded",
+        recorded["status"]["jobStatus"]["savepointInfo"]["triggerId"]
+    );
+    poll_until("a replacement operator pod Ready", Duration::from_secs(120), || {
+        let pods = node.get_json(&[
+            "-n",
+            OPERATOR_NS,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=flink-operator",
+        ]);
+        pods["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["metadata"]["name"] != killed.as_str() && p["status"]["containerStatuses"][0]["ready"] == true)
+            .map(|_| ())
+    });
+
+    let after = stable();
+    let new_job = after["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert_ne!(new_job, old_job, "the job was not redeployed");
+    let savepoint = after["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(savepoint["triggerType"], "UPGRADE", "{:#}", after["status"]);
+    let location = savepoint["location"].as_str().unwrap().to_string();
+    // Flink says where the new job's state came from.
+    let restored = poll_until(
+        "the restore in Flink's checkpoint statistics",
+        Duration::from_secs(60),
+        || {
+            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{new_job}/checkpoints"))?;
+            stats["latest"]["restored"]["external_path"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    let tail = |path: &str| {
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        tail(&restored),
+        tail(&location),
+        "restored from {restored}, savepoint {location}"
+    );
+    // The counts go on from where they were, not from 1.
+    let resumed = poll_until("the upgraded job to print counts", Duration::from_secs(120), || {
+        let counts = counts_in_logs(node, &ns, &name);
+        (!counts.is_empty()).then_some(counts)
+    });
+    let first_after = resumed.iter().map(|&(_, c)| c).min().unwrap();
+    assert!(
+        first_after > 1 && resumed.iter().map(|&(_, c)| c).max().unwrap() >= highest_before,
+        "counts restarted: before up to {highest_before}, after {resumed:?}"
+    );
+    node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", &name, "--timeout=120s"]);
+    node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[test]
+fn savepoint_upgrade_on_flink_1_20_survives_the_operator_pod_being_killed() {
+    savepoint_upgrade_survives_operator_pod_kill("1.20");
+}
+
+#[test]
+fn savepoint_upgrade_on_flink_2_survives_the_operator_pod_being_killed() {
+    savepoint_upgrade_survives_operator_pod_kill("2.3");
+}

@@ -200,6 +200,24 @@ impl Node {
         serde_json::from_str(&self.kubectl_ok(&all)).unwrap()
     }
 
+    /// `kubectl apply -f -` of `object` in `namespace`, as admin.
+    pub fn apply_json(&self, namespace: &str, object: &serde_json::Value) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.admin_kubeconfig)
+            .args(["--request-timeout=30s", "-n", namespace, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(object.to_string().as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
     /// A fresh namespace labelled by name (API servers before 1.21 do not add the label).
     pub fn create_namespace(&self, prefix: &str) -> String {
         let nanos = std::time::SystemTime::now()
