@@ -61,6 +61,13 @@ pub struct RunOptions {
     /// Time limit of one call to a Flink REST endpoint.
     #[arg(long, env = "FLINK_OPERATOR_FLINK_REST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub flink_rest_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted when fetching `https://` jarURIs of FlinkSessionJobs, besides the
+    /// system's (`SSL_CERT_FILE` / `SSL_CERT_DIR` also work).
+    #[arg(long, env = "FLINK_OPERATOR_JAR_CA_FILE")]
+    pub jar_ca_file: Option<PathBuf>,
+    /// Time limit for fetching a FlinkSessionJob's jar over HTTP(S).
+    #[arg(long, env = "FLINK_OPERATOR_JAR_FETCH_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub jar_fetch_timeout: Duration,
     /// Log format.
     #[arg(long, env = "FLINK_OPERATOR_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -239,6 +246,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 controller::Settings {
                     defaults,
                     rest: crate::flink::RestClient::new(opts.flink_rest_timeout),
+                    jars: crate::flink::JarFetcher::new(opts.jar_ca_file.as_deref(), opts.jar_fetch_timeout)
+                        .context("cannot set up fetching session job jars (--jar-ca-file)")?,
                     rest_url_template: opts.flink_rest_url.clone(),
                     resync,
                 },

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::cluster::OperatorEnv;
 use support::flink::{ENTRY_CLASS, FlinkCluster, local_path};
+use support::jar_server::JarServer;
 use support::{eventually, free_port, skip_e2e};
 
 const NAME: &str = "lifecycle";
@@ -475,6 +476,13 @@ async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("operator.yaml");
     std::fs::write(&config, "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
+    // The jar comes over HTTPS (a certificate of a private CA, trusted through --jar-ca-file), then over HTTP.
+    let jar = std::fs::read(support::flink::test_jar("1.20.5")).unwrap();
+    let jar_certs = tempfile::tempdir().unwrap();
+    support::write_certs(jar_certs.path());
+    let https = JarServer::start(jar.clone(), Some(jar_certs.path())).await;
+    let http = JarServer::start(jar, None).await;
+    let jar_ca = jar_certs.path().join("ca.crt");
     let env = OperatorEnv::start_with(
         false,
         &[
@@ -482,6 +490,8 @@ async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
             &flink.rest_url,
             "--config",
             config.to_str().unwrap(),
+            "--jar-ca-file",
+            jar_ca.to_str().unwrap(),
         ],
     )
     .await;
@@ -501,8 +511,7 @@ async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
         json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1, "updatedReplicas": 1}),
     );
 
-    let jar = support::flink::test_jar("1.20.5");
-    let job = |parallelism: u32| {
+    let job = |parallelism: u32, jar_uri: &str| {
         format!(
             r#"apiVersion: flink.apache.org/v1beta1
 kind: FlinkSessionJob
@@ -511,16 +520,17 @@ metadata:
 spec:
   deploymentName: {session}
   job:
-    jarURI: file://{}
+    jarURI: {jar_uri}
     entryClass: {ENTRY_CLASS}
     args: ["--checkpoint-interval", "1000", "--records-per-second", "20"]
     parallelism: {parallelism}
     upgradeMode: savepoint
-"#,
-            jar.display()
+"#
         )
     };
-    let out = env.cluster.apply_stdin(&job(1));
+    let out = env
+        .cluster
+        .apply_stdin(&job(1, &format!("{}/jobs/flink-test-job.jar", https.base)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j = eventually("the session job RUNNING and STABLE", WAIT, || async {
         let j = env.get_json(&["get", "flinksessionjob", "session-job"]);
@@ -531,7 +541,29 @@ spec:
     assert!(!env.events("session-job", "Submit").is_empty());
 
     // A savepoint upgrade: the running job stops with a savepoint; a new job starts from it.
-    let out = env.cluster.apply_stdin(&job(2));
+    assert_eq!(https.requests(), 1, "the jar fetched once over HTTPS");
+    // A server whose CA the operator does not trust: the submission fails, and says why.
+    let other_certs = tempfile::tempdir().unwrap();
+    support::write_certs(other_certs.path());
+    let untrusted = JarServer::start(b"never fetched".to_vec(), Some(other_certs.path())).await;
+    let out = env.cluster.apply_stdin(
+        &job(1, &format!("{}/jobs/flink-test-job.jar", untrusted.base))
+            .replace("name: session-job", "name: untrusted-job"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refused = eventually("the untrusted jar refused", WAIT, || async {
+        let j = env.get_json(&["get", "flinksessionjob", "untrusted-job"]);
+        let error = j["status"]["error"].as_str()?.to_string();
+        error.contains("cannot fetch the job jar").then_some(error)
+    })
+    .await;
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    assert_eq!(untrusted.requests(), 0);
+    env.cluster
+        .kubectl_ok(&["delete", "flinksessionjob", "untrusted-job", "--timeout=60s"]);
+    let out = env
+        .cluster
+        .apply_stdin(&job(2, &format!("{}/jobs/flink-test-job.jar", http.base)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let j = eventually("the upgraded session job RUNNING", WAIT, || async {
         let j = env.get_json(&["get", "flinksessionjob", "session-job"]);
@@ -540,6 +572,7 @@ spec:
     })
     .await;
     let second = j["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert_eq!(http.requests(), 1, "the upgraded job's jar fetched once over HTTP");
     let savepoint = j["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
     assert_eq!(savepoint["triggerType"], "UPGRADE", "{}", j["status"]);
     let client = flink_operator::flink::RestClient::new(Duration::from_secs(10));

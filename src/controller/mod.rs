@@ -27,7 +27,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 
 use crate::crd::{FlinkConfiguration, FlinkDeployment, FlinkSessionJob};
-use crate::flink::RestClient;
+use crate::flink::{JarFetcher, RestClient};
 use crate::resources;
 use crate::telemetry::health::Health;
 use crate::telemetry::metrics::Metrics;
@@ -43,6 +43,8 @@ pub struct Context {
     pub defaults: FlinkConfiguration,
     pub metrics: Metrics,
     pub rest: RestClient,
+    /// Fetches FlinkSessionJob jars for upload.
+    pub jars: JarFetcher,
     /// REST address template of a cluster (see `flink::rest_url`).
     pub rest_url_template: String,
     /// How often a resource is looked at again without events (`kubernetes.operator.reconcile.interval`).
@@ -54,6 +56,7 @@ pub struct Settings {
     /// The operator's default Flink configuration.
     pub defaults: FlinkConfiguration,
     pub rest: RestClient,
+    pub jars: JarFetcher,
     pub rest_url_template: String,
     pub resync: Duration,
 }
@@ -132,6 +135,7 @@ pub async fn run(
         defaults: settings.defaults,
         metrics,
         rest: settings.rest,
+        jars: settings.jars,
         rest_url_template: settings.rest_url_template,
         resync: settings.resync,
     });

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -230,10 +229,17 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
         publish(ctx, sj, type_, event.reason, &event.message).await;
     }
     let mut status = plan.status.clone();
+    // The error of a failed action (e.g. a jar that cannot be fetched) stays until the action is retried and
+    // succeeds, so the status does not flap between the error and none on every retry.
+    let failed_action = previous
+        .error
+        .clone()
+        .filter(|_| ready && validation.is_ok() && !plan.actions.is_empty());
     status.error = validation
         .err()
         .or(plan.error.clone())
-        .or_else(|| (!ready && session.is_some()).then(|| "waiting for the session cluster to be READY".to_string()));
+        .or_else(|| (!ready && session.is_some()).then(|| "waiting for the session cluster to be READY".to_string()))
+        .or(failed_action.clone());
     if session.is_none() {
         status.error = Some(format!(
             "session cluster {} not found",
@@ -255,81 +261,100 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
     if !ready {
         return Ok(Action::requeue(requeue.min(Duration::from_secs(5))));
     }
-    for action in plan.actions {
-        let job_id = written.job_status.as_ref().and_then(|j| j.job_id.clone());
-        match action {
-            JobAction::Apply { restore } => {
-                // A new job id for a new run: none recorded yet, or the recorded one belongs to the run that
-                // an upgrade just ended. Otherwise the recorded id is submitted only when Flink has no such job.
-                let finished_run = previous.upgrade.is_some() && written.upgrade.is_none();
-                let id = match job_id {
-                    Some(id) if !finished_run => id,
-                    _ => {
-                        let mut next = written.clone();
-                        let id = new_job_id(sj, now);
-                        next.job_status.get_or_insert_with(Default::default).job_id = Some(id.clone());
-                        let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
-                        write_status(ctx, namespace, &name, &old, &new).await?;
-                        written = next;
-                        job_known_absent = true;
-                        id
+    let acted = async {
+        for action in plan.actions {
+            let job_id = written.job_status.as_ref().and_then(|j| j.job_id.clone());
+            match action {
+                JobAction::Apply { restore } => {
+                    // A new job id for a new run: none recorded yet, or the recorded one belongs to the run that
+                    // an upgrade just ended. Otherwise the recorded id is submitted only when Flink has no such job.
+                    let finished_run = previous.upgrade.is_some() && written.upgrade.is_none();
+                    let id = match job_id {
+                        Some(id) if !finished_run => id,
+                        _ => {
+                            let mut next = written.clone();
+                            let id = new_job_id(sj, now);
+                            next.job_status.get_or_insert_with(Default::default).job_id = Some(id.clone());
+                            let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                            write_status(ctx, namespace, &name, &old, &new).await?;
+                            written = next;
+                            job_known_absent = true;
+                            id
+                        }
+                    };
+                    if job_known_absent {
+                        submit(sj, ctx, &rest_base, &id, restore.as_deref()).await?;
+                        publish(ctx, sj, EventType::Normal, "Submit", &format!("submitted job {id}")).await;
+                        requeue = requeue.min(job::IN_FLIGHT);
                     }
-                };
-                if job_known_absent {
-                    submit(sj, ctx, &rest_base, &id, restore.as_deref()).await?;
-                    publish(ctx, sj, EventType::Normal, "Submit", &format!("submitted job {id}")).await;
-                    requeue = requeue.min(job::IN_FLIGHT);
                 }
-            }
-            JobAction::TriggerSavepoint { trigger_type, nonce } => {
-                let Some(id) = job_id else { continue };
-                let trigger = ctx
-                    .rest
-                    .trigger_savepoint(&rest_base, &id, &SavepointRequest::default())
-                    .await
-                    .map_err(Error::TriggerSavepoint)?;
-                let mut next = written.clone();
-                job::record_trigger(&mut next, trigger, trigger_type, nonce, now);
-                let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
-                write_status(ctx, namespace, &name, &old, &new).await?;
-                written = next;
-            }
-            JobAction::StopWithSavepoint { job_id } => {
-                let trigger = ctx
-                    .rest
-                    .stop_with_savepoint(&rest_base, &job_id, &StopRequest::default())
-                    .await
-                    .map_err(Error::StopJob)?;
-                let mut next = written.clone();
-                job::record_trigger(&mut next, trigger, SavepointTriggerType::Upgrade, None, now);
-                let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
-                write_status(ctx, namespace, &name, &old, &new).await?;
-                written = next;
-            }
-            JobAction::Cancel { job_id } => {
-                ctx.rest
-                    .cancel_job(&rest_base, &job_id)
-                    .await
-                    .map_err(Error::CancelJob)?;
-            }
-            // The session job's "cluster" is its job: cancel it if it still runs.
-            JobAction::DeleteCluster { .. } => {
-                if let Some(job) = world.job.as_ref().filter(|j| !j.is_terminal()) {
+                JobAction::TriggerSavepoint { trigger_type, nonce } => {
+                    let Some(id) = job_id else { continue };
+                    let trigger = ctx
+                        .rest
+                        .trigger_savepoint(&rest_base, &id, &SavepointRequest::default())
+                        .await
+                        .map_err(Error::TriggerSavepoint)?;
+                    let mut next = written.clone();
+                    job::record_trigger(&mut next, trigger, trigger_type, nonce, now);
+                    let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                    write_status(ctx, namespace, &name, &old, &new).await?;
+                    written = next;
+                }
+                JobAction::StopWithSavepoint { job_id } => {
+                    let trigger = ctx
+                        .rest
+                        .stop_with_savepoint(&rest_base, &job_id, &StopRequest::default())
+                        .await
+                        .map_err(Error::StopJob)?;
+                    let mut next = written.clone();
+                    job::record_trigger(&mut next, trigger, SavepointTriggerType::Upgrade, None, now);
+                    let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
+                    write_status(ctx, namespace, &name, &old, &new).await?;
+                    written = next;
+                }
+                JobAction::Cancel { job_id } => {
                     ctx.rest
-                        .cancel_job(&rest_base, &job.id)
+                        .cancel_job(&rest_base, &job_id)
                         .await
                         .map_err(Error::CancelJob)?;
                 }
-            }
-            JobAction::DisposeSavepoints { locations } => {
-                for location in locations {
-                    if let Err(e) = ctx.rest.dispose_savepoint(&rest_base, &location).await {
-                        warn!(name, location, error = %e, "cannot dispose savepoint");
+                // The session job's "cluster" is its job: cancel it if it still runs.
+                JobAction::DeleteCluster { .. } => {
+                    if let Some(job) = world.job.as_ref().filter(|j| !j.is_terminal()) {
+                        ctx.rest
+                            .cancel_job(&rest_base, &job.id)
+                            .await
+                            .map_err(Error::CancelJob)?;
+                    }
+                }
+                JobAction::DisposeSavepoints { locations } => {
+                    for location in locations {
+                        if let Err(e) = ctx.rest.dispose_savepoint(&rest_base, &location).await {
+                            warn!(name, location, error = %e, "cannot dispose savepoint");
+                        }
                     }
                 }
             }
         }
+        Ok(())
     }
+    .await;
+    // The status says why the job is not where the spec wants it, and stops saying so once it is.
+    let error = acted.as_ref().err().map(ToString::to_string);
+    if written.error != error && (error.is_some() || written.error == failed_action) {
+        let mut next = written.clone();
+        next.error = error;
+        write_status(
+            ctx,
+            namespace,
+            &name,
+            &to_session_status(written),
+            &to_session_status(next),
+        )
+        .await?;
+    }
+    acted?;
     Ok(Action::requeue(requeue))
 }
 
@@ -361,50 +386,6 @@ async fn observe_job(ctx: &Context, base: &str, id: &str) -> Result<Option<Obser
     }))
 }
 
-/// An empty jar: running it with an entry class runs a class already on the cluster's classpath.
-const EMPTY_JAR: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
-
-/// The job's jar: read from the operator's file system (`file://`), fetched over HTTP, or none.
-async fn fetch_jar(uri: Option<&str>) -> Result<(String, Bytes), Error> {
-    let Some(uri) = uri else {
-        return Ok(("classpath-entry.jar".into(), Bytes::from_static(EMPTY_JAR)));
-    };
-    let fail = |reason: String| Error::FetchJar {
-        uri: uri.to_string(),
-        reason,
-    };
-    let file_name = uri
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("job.jar")
-        .to_string();
-    if let Some(path) = uri.strip_prefix("file://") {
-        let bytes = tokio::fs::read(path).await.map_err(|e| fail(e.to_string()))?;
-        return Ok((file_name, Bytes::from(bytes)));
-    }
-    if uri.starts_with("http://") {
-        use http_body_util::{BodyExt, Empty};
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<Empty<Bytes>>();
-        let parsed: hyper::Uri = uri.parse().map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
-        let response = tokio::time::timeout(Duration::from_secs(60), client.get(parsed))
-            .await
-            .map_err(|_| fail("timed out after 60 s".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(fail(format!("HTTP {}", response.status())));
-        }
-        let body = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?;
-        return Ok((file_name, body.to_bytes()));
-    }
-    Err(fail(
-        "the operator uploads session job jars itself: use file:// (the operator's file system) or http://, \
-         or leave jarURI out to run an entry class on the cluster's classpath"
-            .into(),
-    ))
-}
-
 async fn submit(
     sj: &FlinkSessionJob,
     ctx: &Context,
@@ -413,10 +394,17 @@ async fn submit(
     restore: Option<&str>,
 ) -> Result<(), Error> {
     let job = sj.spec.job.clone().unwrap_or_default();
-    let (file_name, jar) = fetch_jar(job.jar_uri.as_deref()).await?;
+    let jar = ctx
+        .jars
+        .fetch(job.jar_uri.as_deref())
+        .await
+        .map_err(|reason| Error::FetchJar {
+            uri: job.jar_uri.clone().unwrap_or_default(),
+            reason,
+        })?;
     let jar_id = ctx
         .rest
-        .upload_jar(base, &file_name, jar)
+        .upload_jar(base, &jar.file_name, jar.content)
         .await
         .map_err(Error::SubmitJob)?;
     let request = JarRunRequest {
@@ -529,21 +517,5 @@ mod tests {
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(id, new_job_id(&sj, 2));
-    }
-
-    #[tokio::test]
-    async fn jars_come_from_files_or_http_or_the_classpath() {
-        let (name, empty) = fetch_jar(None).await.unwrap();
-        assert_eq!(name, "classpath-entry.jar");
-        assert_eq!(&empty[..4], b"PK\x05\x06", "an empty zip archive");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("job.jar");
-        std::fs::write(&path, b"jar").unwrap();
-        let (name, bytes) = fetch_jar(Some(&format!("file://{}", path.display()))).await.unwrap();
-        assert_eq!((name.as_str(), &bytes[..]), ("job.jar", &b"jar"[..]));
-        let err = fetch_jar(Some("local:///opt/flink/usrlib/job.jar")).await.unwrap_err();
-        assert_eq!(err.reason(), "FetchJar");
-        assert!(err.to_string().contains("file://"), "{err}");
-        assert!(fetch_jar(Some("file:///does/not/exist.jar")).await.is_err());
     }
 }

@@ -3,11 +3,13 @@
 
 mod client;
 mod error;
+mod jar;
 mod job_state;
 mod types;
 
 pub use client::{RestClient, RetryPolicy, cluster_info_of};
 pub use error::{FlinkError, MAX_MESSAGE_CHARS, error_body_message, summarize_java_error, truncate_chars};
+pub use jar::{Jar, JarError, JarFetcher, MAX_JAR_BYTES};
 pub use job_state::{ExecutionState, JobPhase, JobState, is_job_running};
 pub use types::{
     CheckpointCounts, CheckpointStats, ClusterOverview, CompletedCheckpoint, FailedCheckpoint, JarFile, JarRunRequest,

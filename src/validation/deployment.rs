@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{Report, Violations, check_cluster_id, check_forbidden_keys, check_job};
+use super::{JobOf, Report, Violations, check_cluster_id, check_forbidden_keys, check_job};
 use crate::crd::{
     FlinkConfiguration, FlinkDeployment, FlinkDeploymentSpec, KubernetesDeploymentMode, Resource, UpgradeMode,
 };
@@ -56,7 +56,7 @@ pub fn validate_deployment(
 
     if let Some(job) = &spec.job {
         let old_job = old.and_then(|o| o.spec.job.as_ref());
-        check_job(&mut report, job, old_job, &conf, true);
+        check_job(&mut report, job, old_job, &conf, JobOf::Deployment);
         // Without HA a last-state upgrade restores the latest retained checkpoint, which needs a directory.
         let checkpoint_dir = flink_config::first_set(&conf, &["state.checkpoints.dir", "execution.checkpointing.dir"]);
         if job.upgrade_mode() == UpgradeMode::LastState && !ha && checkpoint_dir.is_none() {

@@ -96,12 +96,15 @@ pub(crate) fn check_cluster_id(report: &mut Report, field: &str, name: &str) {
     }
 }
 
-/// URI schemes the operator (or Flink inside the pods) can fetch a job jar from.
+/// URI schemes Flink inside the pods can fetch a FlinkDeployment's job jar from.
 pub const JAR_URI_SCHEMES: [&str; 14] = [
     "local", "file", "http", "https", "s3", "s3a", "s3p", "gs", "hdfs", "abfs", "abfss", "wasb", "wasbs", "oss",
 ];
 
-pub(crate) fn check_jar_uri(report: &mut Report, uri: &str) {
+/// URI schemes the operator fetches a FlinkSessionJob's jar from before uploading it (`flink::JarFetcher`).
+pub const SESSION_JOB_JAR_URI_SCHEMES: [&str; 3] = ["file", "http", "https"];
+
+pub(crate) fn check_jar_uri(report: &mut Report, uri: &str, schemes: &[&str]) {
     let field = "spec.job.jarURI";
     let Some((scheme, rest)) = uri.split_once("://") else {
         report.add(
@@ -113,17 +116,23 @@ pub(crate) fn check_jar_uri(report: &mut Report, uri: &str) {
         );
         return;
     };
-    if !JAR_URI_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+    if !schemes.contains(&scheme.to_ascii_lowercase().as_str()) {
         report.add(
             field,
-            format!(
-                "scheme '{scheme}' is not supported: use one of {}",
-                JAR_URI_SCHEMES.join(", ")
-            ),
+            format!("scheme '{scheme}' is not supported: use one of {}", schemes.join(", ")),
         );
     } else if rest.is_empty() || rest.contains(char::is_whitespace) {
         report.add(field, format!("'{uri}' has no usable path"));
     }
+}
+
+/// Whose job spec `check_job` checks.
+#[derive(Clone, Copy)]
+pub(crate) enum JobOf {
+    /// An application FlinkDeployment's: Flink fetches the jar; state directories must be configured.
+    Deployment,
+    /// A FlinkSessionJob's: the operator fetches the jar; directories come from the session cluster.
+    SessionJob,
 }
 
 /// Rules on the job spec shared by FlinkDeployment and FlinkSessionJob.
@@ -132,10 +141,15 @@ pub(crate) fn check_job(
     job: &JobSpec,
     old_job: Option<&JobSpec>,
     conf: &FlinkConfiguration,
-    require_dirs: bool,
+    kind: JobOf,
 ) {
+    let (jar_schemes, require_dirs) = match kind {
+        JobOf::Deployment => (&JAR_URI_SCHEMES[..], true),
+        // A session job inherits its directories from the session cluster, which is checked there.
+        JobOf::SessionJob => (&SESSION_JOB_JAR_URI_SCHEMES[..], false),
+    };
     if let Some(uri) = &job.jar_uri {
-        check_jar_uri(report, uri);
+        check_jar_uri(report, uri, jar_schemes);
     }
     if let Some(parallelism) = job.parallelism
         && parallelism < 1
@@ -143,7 +157,6 @@ pub(crate) fn check_job(
         report.add("spec.job.parallelism", format!("must be at least 1, got {parallelism}"));
     }
     let upgrade_mode = job.upgrade_mode();
-    // A session job inherits its directories from the session cluster, which is checked there.
     let has_checkpoint_dir = !require_dirs || flink_config::first_set(conf, &CHECKPOINT_DIR_KEYS).is_some();
     let has_savepoint_dir = !require_dirs || flink_config::first_set(conf, &SAVEPOINT_DIR_KEYS).is_some();
     if upgrade_mode != UpgradeMode::Stateless && !has_checkpoint_dir {
@@ -233,7 +246,7 @@ mod tests {
     fn jar_uris() {
         let check = |uri: &str| {
             let mut report = Report::default();
-            check_jar_uri(&mut report, uri);
+            check_jar_uri(&mut report, uri, &JAR_URI_SCHEMES);
             report.finish()
         };
         for ok in [

@@ -524,6 +524,21 @@ fn session_job_rules() {
         check_job(&session_job(|v| set(v, "/spec/job/parallelism", (-1).into())), None),
         vec!["spec.job.parallelism"]
     );
+    // The operator fetches a session job's jar itself: file, http and https only (Flink's file systems and
+    // `local://` inside the image are a FlinkDeployment's).
+    for scheme in ["file:///jobs/job.jar", "http://repo/job.jar", "https://repo/job.jar"] {
+        assert!(
+            check_job(&session_job(|v| set(v, "/spec/job/jarURI", scheme.into())), None).is_empty(),
+            "{scheme}"
+        );
+    }
+    for scheme in ["local:///opt/flink/usrlib/job.jar", "s3://bucket/job.jar"] {
+        assert_eq!(
+            check_job(&session_job(|v| set(v, "/spec/job/jarURI", scheme.into())), None),
+            vec!["spec.job.jarURI"],
+            "{scheme}"
+        );
+    }
 }
 
 #[test]

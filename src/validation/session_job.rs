@@ -1,6 +1,6 @@
 //! FlinkSessionJob rules.
 
-use super::{Report, Violations, check_cluster_id, check_forbidden_keys, check_job};
+use super::{JobOf, Report, Violations, check_cluster_id, check_forbidden_keys, check_job};
 use crate::crd::{FlinkConfiguration, FlinkSessionJob, UpgradeMode};
 use crate::flink_config;
 
@@ -51,7 +51,13 @@ pub fn validate_session_job(
                      use savepoint or stateless",
                 );
             }
-            check_job(&mut report, job, old.and_then(|o| o.spec.job.as_ref()), &conf, false);
+            check_job(
+                &mut report,
+                job,
+                old.and_then(|o| o.spec.job.as_ref()),
+                &conf,
+                JobOf::SessionJob,
+            );
         }
     }
     report.finish()

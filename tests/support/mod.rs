@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod flink;
 pub mod helm;
+pub mod jar_server;
 pub mod node;
 
 use std::net::TcpListener;
