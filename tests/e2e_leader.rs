@@ -2,7 +2,8 @@
 //! `--leader-election` under the operator's own RBAC identity (ClusterRole plus the generated leader election
 //! Role: a missing Lease permission fails this test). One holds the Lease and alone reconciles; every one is
 //! Ready and answers the webhook; a SIGKILLed leader is replaced within the lease duration, a SIGTERMed one
-//! releases the Lease so the standby takes over at once; a leader that sees another holder exits non-zero.
+//! releases the Lease so the standby takes over at once; a leader that sees another holder, or cannot renew
+//! within its renew deadline, exits non-zero.
 //!
 //! Set `FLINK_OPERATOR_SKIP_E2E=1` to skip locally (CI never does).
 
@@ -163,7 +164,7 @@ async fn one_leader_reconciles_and_a_standby_takes_over() {
     let ca = std::fs::read(certs.path().join("ca.crt")).unwrap();
     let api = leases(&cluster).await;
     let _logs = Logs(
-        ["op-a", "op-b", "op-c"]
+        ["op-a", "op-b", "op-c", "op-d"]
             .iter()
             .map(|id| certs.path().join(format!("operator-{id}.log")))
             .collect(),
@@ -251,22 +252,43 @@ async fn one_leader_reconciles_and_a_standby_takes_over() {
         r#"{"spec":{"holderIdentity":"intruder"}}"#,
     ]);
     let patched = Instant::now();
-    let exit = loop {
-        if let Ok(Some(status)) = c.child.try_wait() {
-            break status;
-        }
-        assert!(
-            patched.elapsed() < WAIT,
-            "the leader did not exit after losing the lease"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = wait_for_exit(&mut c, patched).await;
     println!(
         "a leader that lost its lease exited {:.2}s after the lease changed",
         patched.elapsed().as_secs_f64()
     );
     assert!(!exit.success(), "exited with {exit} after losing the lease");
     assert!(c.logs().contains("lost the lease"), "{}", c.logs());
+
+    // A leader that cannot renew within the renew deadline (here: its Lease permission revoked) stops and
+    // exits non-zero before a standby could take over (renew deadline < lease duration).
+    let mut d = start_replica(&cluster, certs.path(), "op-d");
+    wait_for_holder(&api, "op-d", Instant::now(), WAIT).await;
+    d.wait_ready(WAIT).await;
+    cluster.kubectl_ok(&["delete", "rolebinding", "flink-operator-leader-election"]);
+    let revoked = Instant::now();
+    let exit = wait_for_exit(&mut d, revoked).await;
+    let stopped = revoked.elapsed();
+    println!(
+        "a leader without Lease access exited {:.2}s after the revocation (renew deadline {RENEW_DEADLINE:?})",
+        stopped.as_secs_f64()
+    );
+    assert!(!exit.success(), "exited with {exit} after missing the renew deadline");
+    assert!(d.logs().contains("within the renew deadline"), "{}", d.logs());
+    assert!(
+        stopped < RENEW_DEADLINE + RETRY_PERIOD * 2,
+        "the leader kept going for {stopped:?} without renewing"
+    );
+}
+
+async fn wait_for_exit(operator: &mut Operator, since: Instant) -> std::process::ExitStatus {
+    loop {
+        if let Ok(Some(status)) = operator.child.try_wait() {
+            return status;
+        }
+        assert!(since.elapsed() < WAIT, "the operator did not exit within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Prints the operators' logs when the test fails.
