@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crd;
 pub mod flink;
 pub mod flink_config;
+pub mod leader;
 pub mod rbac;
 pub mod resources;
 pub mod run;

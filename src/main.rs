@@ -30,7 +30,15 @@ enum Command {
     /// Print the FlinkDeployment and FlinkSessionJob CRDs as YAML.
     Crds,
     /// Print the ClusterRole with every permission the operator needs, as YAML.
-    Rbac,
+    Rbac {
+        /// Also print the Role for leader election (get, create and update of its Lease) in this namespace:
+        /// the Lease's namespace only, so it is not part of the ClusterRole.
+        #[arg(long)]
+        leader_election_namespace: Option<String>,
+        /// Name of the Lease.
+        #[arg(long, default_value = flink_operator::leader::DEFAULT_LEASE_NAME)]
+        leader_election_lease_name: String,
+    },
     /// Print the Validating- and MutatingWebhookConfigurations that route admission to the webhook.
     WebhookConfig {
         /// URL base of the webhook, e.g. https://127.0.0.1:9443 (or use --service).
@@ -75,9 +83,10 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(opts)) => run(*opts),
         Some(Command::Crds) => crd::crds_yaml().map_err(anyhow::Error::from).and_then(print),
-        Some(Command::Rbac) => serde_yaml::to_string(&rbac::cluster_role())
-            .map_err(anyhow::Error::from)
-            .and_then(|yaml| print(format!("---\n{yaml}"))),
+        Some(Command::Rbac {
+            leader_election_namespace,
+            leader_election_lease_name,
+        }) => rbac_yaml(leader_election_namespace.as_deref(), &leader_election_lease_name).and_then(print),
         Some(Command::WebhookConfig {
             url,
             service,
@@ -102,6 +111,15 @@ fn main() -> ExitCode {
 fn print(text: String) -> anyhow::Result<()> {
     std::io::stdout().write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn rbac_yaml(leader_election_namespace: Option<&str>, lease: &str) -> anyhow::Result<String> {
+    let mut text = format!("---\n{}", serde_yaml::to_string(&rbac::cluster_role())?);
+    if let Some(namespace) = leader_election_namespace {
+        let role = rbac::leader_election_role(Some(namespace), lease);
+        text.push_str(&format!("---\n{}", serde_yaml::to_string(&role)?));
+    }
+    Ok(text)
 }
 
 fn webhook_config(

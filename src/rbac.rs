@@ -1,11 +1,13 @@
 //! The Kubernetes permissions the operator itself needs: declared once here, printed by
 //! `flink-operator rbac`, committed under `manifests/`, granted by the chart and by the test environment.
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use kube::api::ObjectMeta;
 
 /// Name of the operator's ClusterRole.
 pub const CLUSTER_ROLE: &str = "flink-operator";
+/// Name of the Role for leader election (in the Lease's namespace).
+pub const LEADER_ELECTION_ROLE: &str = "flink-operator-leader-election";
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
@@ -89,9 +91,31 @@ pub fn webhook_configuration_rules(configuration: &str) -> Vec<PolicyRule> {
     )]
 }
 
+/// Leader election, only in the Lease's own namespace (not in the ClusterRole: least privilege): read and
+/// renew that one Lease by name; `create` cannot be limited by name, so it is a rule of its own.
+pub fn leader_election_rules(lease: &str) -> Vec<PolicyRule> {
+    vec![
+        named_rule("coordination.k8s.io", &["leases"], &["get", "update"], &[lease]),
+        rule("coordination.k8s.io", &["leases"], &["create"]),
+    ]
+}
+
+/// The Role for leader election with the Lease `lease`, in `namespace` (none: given at apply time).
+pub fn leader_election_role(namespace: Option<&str>, lease: &str) -> Role {
+    Role {
+        metadata: ObjectMeta {
+            name: Some(LEADER_ELECTION_ROLE.to_string()),
+            namespace: namespace.map(str::to_string),
+            ..ObjectMeta::default()
+        },
+        rules: Some(leader_election_rules(lease)),
+    }
+}
+
 /// Placeholders in `chart_rules_template` that become template expressions.
 const SECRET_PLACEHOLDER: &str = "SELF-MANAGED-SECRET";
 const CONFIGURATION_PLACEHOLDER: &str = "WEBHOOK-CONFIGURATION";
+const LEASE_PLACEHOLDER: &str = "LEADER-ELECTION-LEASE";
 
 /// `charts/flink-kubernetes-operator/templates/_rules.tpl`: the rules above as Helm named templates, so
 /// that the chart grants exactly what the code declares (a drift test keeps the file current).
@@ -105,16 +129,19 @@ pub fn chart_rules_template() -> Result<String, serde_yaml::Error> {
             .replace(
                 CONFIGURATION_PLACEHOLDER,
                 r#"{{ include "flink-operator.fullname" . }}"#,
-            ))
+            )
+            .replace(LEASE_PLACEHOLDER, r#"{{ .Values.leaderElection.leaseName }}"#))
     };
     Ok(format!(
         "{{{{- /* Generated from src/rbac.rs by `UPDATE_GENERATED=1 cargo test --test generated`; do not edit. */ -}}}}\n\
          {{{{- define \"flink-operator.operatorRules\" }}}}\n{}{{{{- end }}}}\n\
          {{{{- define \"flink-operator.certificateSecretRules\" }}}}\n{}{{{{- end }}}}\n\
-         {{{{- define \"flink-operator.webhookConfigurationRules\" }}}}\n{}{{{{- end }}}}\n",
+         {{{{- define \"flink-operator.webhookConfigurationRules\" }}}}\n{}{{{{- end }}}}\n\
+         {{{{- define \"flink-operator.leaderElectionRules\" }}}}\n{}{{{{- end }}}}\n",
         yaml(operator_rules())?,
         yaml(certificate_secret_rules(SECRET_PLACEHOLDER))?,
         yaml(webhook_configuration_rules(CONFIGURATION_PLACEHOLDER))?,
+        yaml(leader_election_rules(LEASE_PLACEHOLDER))?,
     ))
 }
 

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::config::OperatorConfig;
 use crate::controller::{self, Namespaces};
+use crate::leader;
 use crate::server::{self, Limits};
 use crate::telemetry::{LogFormat, admin, health::Health, metrics::Metrics};
 use crate::webhook::{self, WebhookState, self_managed, tls};
@@ -82,6 +83,37 @@ pub struct RunOptions {
     pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub self_managed: SelfManagedOptions,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionOptions,
+}
+
+/// Leader election: with several replicas, only the holder of a Lease runs the controllers.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LeaderElectionOptions {
+    /// Run the controllers only while this process holds the Lease (the webhook and admin server run on
+    /// every replica).
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION", conflicts_with = "no_controller")]
+    pub leader_election: bool,
+    /// Name of the Lease (coordination.k8s.io/v1).
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_LEASE_NAME", default_value = crate::leader::DEFAULT_LEASE_NAME)]
+    pub leader_election_lease_name: String,
+    /// Namespace of the Lease; default: the POD_NAMESPACE environment variable (in a pod, from the downward
+    /// API). One of them is required with --leader-election.
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Holder identity written into the Lease; default: the HOSTNAME environment variable plus a random
+    /// suffix (a restarted process is a new holder).
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_IDENTITY")]
+    pub leader_election_identity: Option<String>,
+    /// How long a standby waits after the Lease last changed before taking it over.
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_election_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading (and exits).
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_election_renew_deadline: Duration,
+    /// Pause between renewals of the leader and between checks of a standby.
+    #[arg(long, env = "FLINK_OPERATOR_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_election_retry_period: Duration,
 }
 
 /// Self-managed webhook certificates: the operator keeps its CA and serving certificate in a Secret, writes
@@ -232,30 +264,45 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         } else {
             Namespaces::Only(opts.watch_namespaces.clone())
         };
-        for gate in controller::watch_gates(&namespaces) {
-            health.register(&gate);
-        }
-        let client = kube::Client::try_default()
+        let election = leader_settings(&opts.leader_election, env_var)?;
+        let gates = controller::watch_gates(&namespaces);
+        let client = controller_client(&metrics)
             .await
             .context("cannot create a Kubernetes client (set KUBECONFIG, run in a pod, or pass --no-controller)")?;
-        parts.spawn(named(
-            "controller",
-            controller::run(
-                client,
-                namespaces,
-                controller::Settings {
-                    defaults,
-                    rest: crate::flink::RestClient::new(opts.flink_rest_timeout),
-                    jars: crate::flink::JarFetcher::new(opts.jar_ca_file.as_deref(), opts.jar_fetch_timeout)
-                        .context("cannot set up fetching session job jars (--jar-ca-file)")?,
-                    rest_url_template: opts.flink_rest_url.clone(),
-                    resync,
-                },
-                metrics.clone(),
-                health.clone(),
-                shutdown.clone(),
-            ),
-        ));
+        let control = {
+            let (metrics, health, shutdown) = (metrics.clone(), health.clone(), shutdown.clone());
+            let settings = controller::Settings {
+                defaults,
+                rest: crate::flink::RestClient::new(opts.flink_rest_timeout),
+                jars: crate::flink::JarFetcher::new(opts.jar_ca_file.as_deref(), opts.jar_fetch_timeout)
+                    .context("cannot set up fetching session job jars (--jar-ca-file)")?,
+                rest_url_template: opts.flink_rest_url.clone(),
+                resync,
+            };
+            move || controller::run(client, namespaces, settings, metrics, health, shutdown)
+        };
+        match election {
+            None => {
+                for gate in &gates {
+                    health.register(gate);
+                }
+                parts.spawn(named("controller", control()));
+            }
+            Some(settings) => {
+                info!(
+                    lease = format!("{}/{}", settings.namespace, settings.name),
+                    identity = settings.identity,
+                    "leader election on; the controllers start once this replica holds the lease"
+                );
+                // Lease writes go through a client of their own, so the write counter shows the controllers'.
+                let lease_client = kube::Client::try_default()
+                    .await
+                    .context("cannot create a Kubernetes client for leader election")?;
+                let elector = leader::Elector::new(lease_client, settings, metrics.clone())?;
+                let lead = leader::lead(elector, gates, health.clone(), shutdown.clone(), control);
+                parts.spawn(async move { ("controller", lead.await.map_err(anyhow::Error::from)) });
+            }
+        }
     }
 
     let signalled = {
@@ -309,6 +356,56 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
 }
 
+/// The controllers' Kubernetes client: every write it sends is counted (`flink_operator_api_writes_total`).
+async fn controller_client(metrics: &Metrics) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::infer().await?;
+    let metrics = metrics.clone();
+    let count = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+        metrics.api_request(request.method());
+        request
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Leader election settings when `--leader-election` is on. The Lease's namespace is
+/// `--leader-election-namespace`, else `POD_NAMESPACE`; without either it is an error (a guessed namespace
+/// could split the replicas over two Leases).
+fn leader_settings(
+    options: &LeaderElectionOptions,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<leader::Settings>> {
+    if !options.leader_election {
+        return Ok(None);
+    }
+    let namespace = options
+        .leader_election_namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| env("POD_NAMESPACE"))
+        .context("--leader-election needs --leader-election-namespace or the POD_NAMESPACE environment variable")?;
+    let identity = options
+        .leader_election_identity
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| leader::default_identity(env("HOSTNAME").as_deref()));
+    let settings = leader::Settings {
+        namespace,
+        name: options.leader_election_lease_name.clone(),
+        identity,
+        lease_duration: options.leader_election_lease_duration,
+        renew_deadline: options.leader_election_renew_deadline,
+        retry_period: options.leader_election_retry_period,
+    };
+    settings.validate()?;
+    Ok(Some(settings))
+}
+
 /// Settings of self-managed certificates, when `--self-managed-certs-secret` is given.
 fn self_managed_settings(opts: &RunOptions, paths: &tls::CertPaths) -> anyhow::Result<Option<self_managed::Settings>> {
     let options = &opts.self_managed;
@@ -360,5 +457,83 @@ async fn wait_for_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunOptions,
+    }
+
+    fn options(args: &[&str]) -> LeaderElectionOptions {
+        let mut all = vec!["flink-operator", "--no-webhook"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().run.leader_election
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn leader_election_is_off_by_default() {
+        assert!(leader_settings(&options(&[]), env(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn leader_election_defaults_like_controller_runtime() {
+        let settings = leader_settings(
+            &options(&["--leader-election"]),
+            env(&[("POD_NAMESPACE", "ops"), ("HOSTNAME", "op-1")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.namespace, "ops");
+        assert_eq!(settings.name, "flink-operator-lease");
+        assert!(settings.identity.starts_with("op-1-"), "{}", settings.identity);
+        assert_eq!(
+            (settings.lease_duration, settings.renew_deadline, settings.retry_period),
+            (Duration::from_secs(15), Duration::from_secs(10), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn leader_election_flags_override_the_environment() {
+        let opts = options(&[
+            "--leader-election",
+            "--leader-election-namespace=flag-ns",
+            "--leader-election-identity=me",
+            "--leader-election-lease-name=lease",
+            "--leader-election-lease-duration=4s",
+            "--leader-election-renew-deadline=3s",
+            "--leader-election-retry-period=1s",
+        ]);
+        let settings = leader_settings(&opts, env(&[("POD_NAMESPACE", "ops")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (settings.namespace.as_str(), settings.identity.as_str()),
+            ("flag-ns", "me")
+        );
+        assert_eq!(settings.name, "lease");
+        assert_eq!(settings.lease_duration, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn leader_election_without_a_namespace_or_with_bad_timings_is_refused() {
+        let err = leader_settings(&options(&["--leader-election"]), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("--leader-election-namespace"), "{err}");
+        let opts = options(&["--leader-election", "--leader-election-renew-deadline=20s"]);
+        let err = leader_settings(&opts, env(&[("POD_NAMESPACE", "ops")])).unwrap_err();
+        assert!(err.to_string().contains("renew deadline"), "{err}");
+        assert!(
+            Cli::try_parse_from(["flink-operator", "--no-webhook", "--no-controller", "--leader-election"]).is_err()
+        );
     }
 }

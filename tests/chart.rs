@@ -346,6 +346,100 @@ fn watch_namespaces_get_roles_and_a_namespace_selector() {
     }
 }
 
+fn leader_election_args(objects: &[Value]) -> Vec<String> {
+    args(objects)
+        .into_iter()
+        .filter(|a| a.starts_with("--leader-election"))
+        .collect()
+}
+
+fn env_names(objects: &[Value]) -> Vec<String> {
+    container(objects)["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn leader_election_is_on_with_several_replicas_and_off_with_one() {
+    // replicas: 2 turns it on: flags, the pod's namespace and name from the downward API, a Role for the Lease.
+    let objects = render(json!({"replicas": 2}));
+    let ns = Some(NAMESPACE);
+    assert_eq!(find(&objects, "Deployment", ns, RELEASE)["spec"]["replicas"], 2);
+    assert_eq!(
+        leader_election_args(&objects),
+        vec![
+            "--leader-election",
+            "--leader-election-namespace=$(POD_NAMESPACE)",
+            "--leader-election-identity=$(POD_NAME)",
+            "--leader-election-lease-name=flink-operator-lease",
+            "--leader-election-lease-duration=15s",
+            "--leader-election-renew-deadline=10s",
+            "--leader-election-retry-period=2s",
+        ]
+    );
+    let env = &container(&objects)["env"];
+    assert!(
+        env.as_array().unwrap().contains(
+            &json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+        )
+    );
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}))
+    );
+    let role = find(&objects, "Role", ns, "flink-operator-leader-election");
+    assert_eq!(
+        role["rules"],
+        rules(rbac::leader_election_rules("flink-operator-lease"))
+    );
+    let binding = find(&objects, "RoleBinding", ns, "flink-operator-leader-election");
+    assert_eq!(binding["roleRef"]["name"], "flink-operator-leader-election");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}])
+    );
+    // Leases stay out of the ClusterRole (least privilege: the release namespace only).
+    assert_eq!(
+        find(&objects, "ClusterRole", None, RELEASE)["rules"],
+        rules(rbac::operator_rules())
+    );
+
+    // The default (one replica) renders none of it.
+    let objects = render(json!({}));
+    assert!(leader_election_args(&objects).is_empty());
+    assert_eq!(env_names(&objects), vec!["RUST_LOG"]);
+    assert!(kinds(&objects).iter().all(|k| !k.contains("leader-election")));
+
+    // Explicit values win over the replica count.
+    let objects = render(json!({"replicas": 3, "leaderElection": {"enabled": false}}));
+    assert!(leader_election_args(&objects).is_empty());
+    assert!(kinds(&objects).iter().all(|k| !k.contains("leader-election")));
+    let objects = render(json!({"leaderElection": {"enabled": true, "leaseName": "my-lease", "leaseDuration": "30s"}}));
+    let args = leader_election_args(&objects);
+    assert!(
+        args.contains(&"--leader-election-lease-name=my-lease".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--leader-election-lease-duration=30s".to_string()),
+        "{args:?}"
+    );
+    assert_eq!(
+        find(&objects, "Role", ns, "flink-operator-leader-election")["rules"],
+        rules(rbac::leader_election_rules("my-lease"))
+    );
+    // With namespaced RBAC too, the Lease Role is in the release namespace.
+    let objects = render(json!({"replicas": 2, "watchNamespaces": ["a"]}));
+    find(&objects, "Role", ns, "flink-operator-leader-election");
+
+    let err = render_files(&json!({"leaderElection": {"enabled": "yes"}}), NAMESPACE).unwrap_err();
+    assert!(err.contains("leaderElection.enabled"), "{err}");
+}
+
 #[test]
 fn cert_manager_mode() {
     let objects = render(json!({"webhook": {"certificates": {"mode": "cert-manager"}}}));

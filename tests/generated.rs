@@ -29,6 +29,16 @@ fn operator_rbac_matches_the_code() {
 }
 
 #[test]
+fn leader_election_role_matches_the_code() {
+    let role = flink_operator::rbac::leader_election_role(None, flink_operator::leader::DEFAULT_LEASE_NAME);
+    let yaml = serde_yaml::to_string(&role).unwrap();
+    check(
+        "manifests/rbac/operator-leader-election-role.yaml",
+        format!("---\n{yaml}"),
+    );
+}
+
+#[test]
 fn chart_rbac_rules_match_the_code() {
     check(
         "charts/flink-kubernetes-operator/templates/_rules.tpl",

@@ -112,7 +112,8 @@ pub fn watch_gates(namespaces: &Namespaces) -> Vec<String> {
     gates
 }
 
-/// Runs every controller until `shutdown`; marks each watch's readiness gate once it has synced.
+/// Runs every controller until `shutdown`; marks each watch's readiness gate once it has synced. Dropping the
+/// future aborts every task it started (leader election relies on that to stop reconciling at once).
 pub async fn run(
     client: Client,
     namespaces: Namespaces,
@@ -140,91 +141,101 @@ pub async fn run(
         resync: settings.resync,
     });
 
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let mut deployment_stores = Vec::new();
     let mut session_job_stores = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
         // Owned Deployments wake their FlinkDeployment when their status changes, owned Services and
         // ConfigMaps when someone changes or deletes them; each watch counts for readiness like the main one.
-        let owned_deployments = owned_watch::<Deployment>(&client, &namespaces, &ns, "deployments", &health, &shutdown);
-        let owned_services = owned_watch::<Service>(&client, &namespaces, &ns, "services", &health, &shutdown);
-        let owned_configmaps = owned_watch::<ConfigMap>(&client, &namespaces, &ns, "configmaps", &health, &shutdown);
-        tasks.extend([owned_deployments.1, owned_services.1, owned_configmaps.1]);
+        let owned = OwnedWatch {
+            client: &client,
+            namespaces: &namespaces,
+            ns: &ns,
+            health: &health,
+            shutdown: &shutdown,
+        };
+        let owned_deployments = owned.watch::<Deployment>("deployments", &mut tasks);
+        let owned_services = owned.watch::<Service>("services", &mut tasks);
+        let owned_configmaps = owned.watch::<ConfigMap>("configmaps", &mut tasks);
         let controller = Controller::new(api, watcher::Config::default())
-            .owns_stream(owned_deployments.0)
-            .owns_stream(owned_services.0)
-            .owns_stream(owned_configmaps.0);
+            .owns_stream(owned_deployments)
+            .owns_stream(owned_services)
+            .owns_stream(owned_configmaps);
         deployment_stores.push(controller.store());
-        tasks.push(tokio::spawn(mark_synced(
+        tasks.spawn(mark_synced(
             controller.store(),
             health.clone(),
             format!("watch:flinkdeployments:{ns}"),
             shutdown.clone(),
-        )));
+        ));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
             .run(deployment::reconcile, deployment::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
-        tasks.push(tokio::spawn(run));
+        tasks.spawn(run);
     }
     for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
         let controller = Controller::new(api, watcher::Config::default());
         session_job_stores.push(controller.store());
-        tasks.push(tokio::spawn(mark_synced(
+        tasks.spawn(mark_synced(
             controller.store(),
             health.clone(),
             format!("watch:flinksessionjobs:{ns}"),
             shutdown.clone(),
-        )));
+        ));
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
             .run(session_job::reconcile, session_job::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
-        tasks.push(tokio::spawn(run));
+        tasks.spawn(run);
     }
     let collector = ResourceCollector::new(deployment_stores, session_job_stores);
     if let Err(e) = ctx.metrics.register(Box::new(collector)) {
         warn!(error = %e, "resource gauges unavailable");
     }
-    futures::future::join_all(tasks).await;
+    while tasks.join_next().await.is_some() {}
 }
 
 type OwnedEvents<K> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<K, watcher::Error>> + Send>>;
 
-/// A watch of the objects of `kind` the operator manages (by label) in `ns`, with the task that marks its
-/// readiness gate once it has synced.
-fn owned_watch<K>(
-    client: &Client,
-    namespaces: &Namespaces,
-    ns: &str,
-    kind: &str,
-    health: &Health,
-    shutdown: &CancellationToken,
-) -> (OwnedEvents<K>, tokio::task::JoinHandle<()>)
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let api: Api<K> = match namespaces {
-        Namespaces::All => Api::all(client.clone()),
-        Namespaces::Only(_) => Api::namespaced(client.clone(), ns),
-    };
-    let managed =
-        watcher::Config::default().labels(&format!("{}={}", resources::MANAGED_BY_LABEL, resources::MANAGED_BY));
-    let (store, writer) = reflector::store::<K>();
-    let events = reflect(writer, watcher(api, managed).default_backoff()).touched_objects();
-    let task = tokio::spawn(mark_synced(
-        store,
-        health.clone(),
-        format!("watch:{kind}:{ns}"),
-        shutdown.clone(),
-    ));
-    (Box::pin(events), task)
+/// Where the watches of owned objects of one namespace scope run.
+struct OwnedWatch<'a> {
+    client: &'a Client,
+    namespaces: &'a Namespaces,
+    ns: &'a str,
+    health: &'a Health,
+    shutdown: &'a CancellationToken,
+}
+
+impl OwnedWatch<'_> {
+    /// A watch of the objects of `kind` the operator manages (by label) in `ns`; the task that marks its
+    /// readiness gate once it has synced joins `tasks`.
+    fn watch<K>(&self, kind: &str, tasks: &mut tokio::task::JoinSet<()>) -> OwnedEvents<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let api: Api<K> = match self.namespaces {
+            Namespaces::All => Api::all(self.client.clone()),
+            Namespaces::Only(_) => Api::namespaced(self.client.clone(), self.ns),
+        };
+        let managed =
+            watcher::Config::default().labels(&format!("{}={}", resources::MANAGED_BY_LABEL, resources::MANAGED_BY));
+        let (store, writer) = reflector::store::<K>();
+        let events = reflect(writer, watcher(api, managed).default_backoff()).touched_objects();
+        tasks.spawn(mark_synced(
+            store,
+            self.health.clone(),
+            format!("watch:{kind}:{}", self.ns),
+            self.shutdown.clone(),
+        ));
+        Box::pin(events)
+    }
 }
 
 async fn owned_cancelled(token: CancellationToken) {

@@ -16,6 +16,8 @@ struct State {
     shutting_down: bool,
     /// Parts that stopped unexpectedly, with why.
     dead: BTreeMap<String, String>,
+    /// With leader election: whether this replica holds the lease.
+    leader: Option<bool>,
 }
 
 /// A snapshot for the probes.
@@ -26,6 +28,9 @@ pub struct Report {
     pub shutting_down: bool,
     pub waiting_for: Vec<String>,
     pub dead: BTreeMap<String, String>,
+    /// With leader election only: whether this replica leads (runs the controllers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<bool>,
 }
 
 impl Health {
@@ -64,6 +69,11 @@ impl Health {
         });
     }
 
+    /// With leader election: whether this replica holds the lease (shown by `/readyz`, not a gate).
+    pub fn set_leader(&self, leader: Option<bool>) {
+        self.with(|s| s.leader = leader);
+    }
+
     pub fn report(&self) -> Report {
         self.with(|s| {
             let waiting_for: Vec<String> = s
@@ -78,6 +88,7 @@ impl Health {
                 shutting_down: s.shutting_down,
                 waiting_for,
                 dead: s.dead.clone(),
+                leader: s.leader,
             }
         })
     }
@@ -102,6 +113,17 @@ mod tests {
         health.begin_shutdown();
         assert!(!health.report().ready);
         assert!(health.report().live);
+    }
+
+    #[test]
+    fn leadership_is_reported_but_is_no_gate() {
+        let health = Health::new();
+        assert_eq!(health.report().leader, None);
+        health.set_leader(Some(false));
+        let report = health.report();
+        assert!(report.ready, "a standby is ready");
+        assert_eq!(report.leader, Some(false));
+        assert!(serde_json::to_string(&report).unwrap().contains(r#""leader":false"#));
     }
 
     #[test]

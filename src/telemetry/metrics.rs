@@ -1,6 +1,8 @@
 //! The operator's Prometheus registry: one per process, shared through the context.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the operator exports (names prefixed `flink_operator_`).
 #[derive(Clone)]
@@ -20,6 +22,13 @@ pub struct Metrics {
     pub lifecycle_transitions: IntCounterVec,
     /// Time a resource spent in a lifecycle state before leaving it, by kind and state.
     pub lifecycle_state_seconds: HistogramVec,
+    /// Writes (create, update, patch, delete) the controllers sent to the API server, by verb; lease
+    /// renewals are not counted.
+    pub api_writes: IntCounterVec,
+    /// With leader election: 1 while this replica holds the lease, 0 on a standby.
+    pub leader: IntGauge,
+    /// Times this replica acquired the lease.
+    pub leader_acquisitions: IntCounter,
     /// Each resource's current lifecycle state and since when (this process's view).
     lifecycle_clock: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
     /// Process metrics (process_* names are conventional and stay unprefixed for standard dashboards).
@@ -77,6 +86,21 @@ impl Metrics {
             .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
             &["kind", "state"],
         )?;
+        let api_writes = IntCounterVec::new(
+            Opts::new(
+                "api_writes_total",
+                "Writes the controllers sent to the Kubernetes API server, by verb",
+            ),
+            &["verb"],
+        )?;
+        let leader = IntGauge::new("leader", "1 while this replica holds the leader lease, 0 on a standby")?;
+        let leader_acquisitions = IntCounter::new(
+            "leader_acquisitions_total",
+            "Times this replica acquired the leader lease",
+        )?;
+        registry.register(Box::new(api_writes.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(leader_acquisitions.clone()))?;
         registry.register(Box::new(lifecycle_transitions.clone()))?;
         registry.register(Box::new(lifecycle_state_seconds.clone()))?;
         registry.register(Box::new(webhook_requests.clone()))?;
@@ -97,6 +121,9 @@ impl Metrics {
             reconcile_duration,
             lifecycle_transitions,
             lifecycle_state_seconds,
+            api_writes,
+            leader,
+            leader_acquisitions,
             lifecycle_clock: Default::default(),
             process,
         })
@@ -109,6 +136,19 @@ impl Metrics {
         self.reconcile_duration
             .with_label_values(&[kind])
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts one request to the API server if it writes (by HTTP method: POST create, PUT update/replace,
+    /// PATCH patch and server-side apply, DELETE delete).
+    pub fn api_request(&self, method: &http::Method) {
+        let verb = match *method {
+            http::Method::POST => "create",
+            http::Method::PUT => "update",
+            http::Method::PATCH => "patch",
+            http::Method::DELETE => "delete",
+            _ => return,
+        };
+        self.api_writes.with_label_values(&[verb]).inc();
     }
 
     /// Records that the resource `key` of `kind` is in lifecycle `state` now: a change counts as a
@@ -154,6 +194,24 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_writes_count_as_api_writes() {
+        let metrics = Metrics::new().unwrap();
+        for method in [
+            http::Method::GET,
+            http::Method::PATCH,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ] {
+            metrics.api_request(&method);
+        }
+        let count = |verb: &str| metrics.api_writes.with_label_values(&[verb]).get();
+        assert_eq!((count("patch"), count("delete"), count("create")), (2, 1, 0));
+        let text = metrics.render().unwrap();
+        assert!(text.contains("flink_operator_leader 0"), "{text}");
+        assert!(text.contains("flink_operator_leader_acquisitions_total 0"), "{text}");
+    }
 
     #[test]
     fn lifecycle_changes_are_counted_and_timed() {

@@ -169,6 +169,31 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Grants the operator identity the leader election Role (from `manifests/`) in this test's namespace,
+    /// where the tests keep the Lease.
+    pub fn grant_leader_election_rbac(&self) {
+        if !self.local {
+            return;
+        }
+        self.kubectl_ok(&[
+            "apply",
+            "-f",
+            repo()
+                .join("manifests/rbac/operator-leader-election-role.yaml")
+                .to_str()
+                .unwrap(),
+        ]);
+        let binding = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: flink-operator-leader-election}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: flink-operator-leader-election}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operator}]
+"#;
+        let out = self.apply_stdin(binding);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Registers the operator's webhook (at `https://127.0.0.1:port`) with the API server.
     pub fn register_webhook(&self, port: u16, ca_file: &Path) {
         let out = Command::new(super::operator_bin())

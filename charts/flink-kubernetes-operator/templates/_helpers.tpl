@@ -48,6 +48,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{- /* "true" when leader election is on (enabled: auto means when replicas > 1), else empty. */ -}}
+{{- define "flink-operator.leaderElection" -}}
+{{- $enabled := .Values.leaderElection.enabled -}}
+{{- if kindIs "bool" $enabled -}}
+{{- if $enabled }}true{{ end -}}
+{{- else if eq (toString $enabled) "auto" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end -}}
+{{- else -}}
+{{ fail (printf "leaderElection.enabled must be auto, true or false, not %q" (toString $enabled)) }}
+{{- end -}}
+{{- end }}
+
 {{- define "flink-operator.checkValues" -}}
 {{- $mode := .Values.webhook.certificates.mode -}}
 {{- if not (has $mode (list "self-managed" "cert-manager" "existing-secret")) -}}

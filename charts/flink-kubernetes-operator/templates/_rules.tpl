@@ -100,3 +100,20 @@
   - get
   - patch
 {{- end }}
+{{- define "flink-operator.leaderElectionRules" }}
+- apiGroups:
+  - coordination.k8s.io
+  resourceNames:
+  - {{ .Values.leaderElection.leaseName }}
+  resources:
+  - leases
+  verbs:
+  - get
+  - update
+- apiGroups:
+  - coordination.k8s.io
+  resources:
+  - leases
+  verbs:
+  - create
+{{- end }}
