@@ -248,12 +248,21 @@ async fn restored_from(rest_url: &str) -> Option<String> {
 
 #[tokio::test]
 async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
+    savepoints_upgrade_suspend_and_resume("1.20.5").await;
+}
+
+#[tokio::test]
+async fn savepoints_upgrade_suspend_and_resume_on_flink_2_3() {
+    savepoints_upgrade_suspend_and_resume("2.3.0").await;
+}
+
+async fn savepoints_upgrade_suspend_and_resume(version: &'static str) {
     if skip_e2e() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let (env, rest_port, _state) = start("1.20.5", "savepoint").await;
-    let mut kubelet = Kubelet::new("1.20.5", rest_port);
+    let (env, rest_port, _state) = start(version, "savepoint").await;
+    let mut kubelet = Kubelet::new(version, rest_port);
 
     // First deployment: a fresh start.
     let args = kubelet.run_next(&env).await;
@@ -399,17 +408,26 @@ async fn savepoints_upgrade_suspend_and_resume_on_flink_1_20() {
 }
 
 #[tokio::test]
+async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_1_20() {
+    periodic_savepoints_and_last_state_upgrade("1.20.5").await;
+}
+
+#[tokio::test]
 async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2_3() {
+    periodic_savepoints_and_last_state_upgrade("2.3.0").await;
+}
+
+async fn periodic_savepoints_and_last_state_upgrade(version: &'static str) {
     if skip_e2e() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
-    let (env, rest_port, _state) = start("2.3.0", "last-state").await;
-    let mut kubelet = Kubelet::new("2.3.0", rest_port);
+    let (env, rest_port, _state) = start(version, "last-state").await;
+    let mut kubelet = Kubelet::new(version, rest_port);
     kubelet.run_next(&env).await;
     let d = running_and_stable(&env).await;
     let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
-    assert_eq!(d["status"]["clusterInfo"]["flink-version"], "2.3.0");
+    assert_eq!(d["status"]["clusterInfo"]["flink-version"], version);
     // Wait for a completed checkpoint to exist (the job checkpoints every second).
     let rest = kubelet.cluster().rest_url.clone();
     eventually("a completed checkpoint", WAIT, || async {
@@ -463,21 +481,30 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
 }
 
 #[tokio::test]
-async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
+async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled_on_flink_1_20() {
+    session_job_submitted_upgraded_and_cancelled("1.20.5").await;
+}
+
+#[tokio::test]
+async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled_on_flink_2_3() {
+    session_job_submitted_upgraded_and_cancelled("2.3.0").await;
+}
+
+async fn session_job_submitted_upgraded_and_cancelled(version: &'static str) {
     if skip_e2e() {
         return;
     }
     let _turn = ONE_AT_A_TIME.lock().await;
     // The session cluster's JobManager is a real Flink session cluster on loopback (the test plays the
     // kubelet by marking the operator's JobManager Deployment available).
-    let flink = tokio::task::spawn_blocking(|| FlinkCluster::session("1.20.5"))
+    let flink = tokio::task::spawn_blocking(move || FlinkCluster::session(version))
         .await
         .unwrap();
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("operator.yaml");
     std::fs::write(&config, "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
     // The jar comes over HTTPS (a certificate of a private CA, trusted through --jar-ca-file), then over HTTP.
-    let jar = std::fs::read(support::flink::test_jar("1.20.5")).unwrap();
+    let jar = std::fs::read(support::flink::test_jar(version)).unwrap();
     let jar_certs = tempfile::tempdir().unwrap();
     support::write_certs(jar_certs.path());
     let https = JarServer::start(jar.clone(), Some(jar_certs.path())).await;
@@ -496,12 +523,15 @@ async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
     )
     .await;
     let session = "basic-session-cluster";
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    env.cluster.kubectl_ok(&[
-        "apply",
-        "-f",
-        examples.join("basic-session-deployment-only.yaml").to_str().unwrap(),
-    ]);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic-session-deployment-only.yaml");
+    let mut session_yaml = std::fs::read_to_string(example).unwrap();
+    if version.starts_with("2.") {
+        session_yaml = session_yaml
+            .replace("image: flink:1.20", "image: flink:2.3")
+            .replace("flinkVersion: v1_20", "flinkVersion: v2_2");
+    }
+    let out = env.cluster.apply_stdin(&session_yaml);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eventually("the session JobManager Deployment", WAIT, || async {
         env.exists(&["deployment", session]).then_some(())
     })

@@ -13,6 +13,18 @@ use support::node::{node_test, poll_until};
 
 const OPERATOR_NS: &str = "flink-operator";
 
+/// The operator's pods (node/deploy-operator.sh's Deployment), as `kubectl get -o json` lists them.
+fn operator_pods(node: &support::node::Node) -> serde_json::Value {
+    node.get_json(&[
+        "-n",
+        OPERATOR_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=flink-operator",
+    ])
+}
+
 fn repo_file(relative: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(relative)
@@ -30,14 +42,7 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
     eprintln!("operator deployed in {:.1}s", started.elapsed().as_secs_f64());
 
     // The kubelet ran the startup, liveness and readiness probes against the admin server: Ready, no restart.
-    let pods = node.get_json(&[
-        "-n",
-        OPERATOR_NS,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=flink-operator",
-    ]);
+    let pods = operator_pods(node);
     let pods = pods["items"].as_array().unwrap();
     assert_eq!(pods.len(), 1, "one operator pod: {pods:#?}");
     let pod = &pods[0];
@@ -506,15 +511,7 @@ fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
             .then_some(fd)
         },
     );
-    let operator_pods = node.get_json(&[
-        "-n",
-        OPERATOR_NS,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=flink-operator",
-    ]);
-    let killed = operator_pods["items"][0]["metadata"]["name"]
+    let killed = operator_pods(node)["items"][0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -532,14 +529,7 @@ fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
         recorded["status"]["jobStatus"]["savepointInfo"]["triggerId"]
     );
     poll_until("a replacement operator pod Ready", Duration::from_secs(120), || {
-        let pods = node.get_json(&[
-            "-n",
-            OPERATOR_NS,
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=flink-operator",
-        ]);
+        let pods = operator_pods(node);
         pods["items"]
             .as_array()?
             .iter()

@@ -41,32 +41,55 @@ fn helm_ok(args: &[&str]) -> Value {
 
 /// The operator pod of the current rollout, once it is Ready (and the only one left).
 fn ready_operator_pod(node: &Node, generation_at_least: i64) -> Value {
-    poll_until(
-        "the operator Deployment rolled out and its pod Ready",
-        Duration::from_secs(180),
-        || {
-            let deployment = node.get_json(&["-n", RELEASE_NS, "get", "deployment", RELEASE]);
-            let status = &deployment["status"];
-            let rolled_out = status["observedGeneration"].as_i64()? >= generation_at_least
-                && status["updatedReplicas"] == 1
-                && status["readyReplicas"] == 1
-                && status["replicas"] == 1;
-            if !rolled_out {
-                return None;
-            }
-            let pods = node.get_json(&[
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(pod) = rolled_out_pod(node, generation_at_least) {
+            return pod;
+        }
+        if Instant::now() > deadline {
+            let describe = node.kubectl(&["-n", RELEASE_NS, "describe", "pods"]);
+            let logs = node.kubectl(&[
                 "-n",
                 RELEASE_NS,
-                "get",
-                "pods",
+                "logs",
                 "-l",
-                "app.kubernetes.io/name=flink-operator",
+                "app.kubernetes.io/instance=flink-operator",
+                "--tail=40",
+                "--all-containers",
             ]);
-            let pods = pods["items"].as_array()?;
-            // The old pod of a rolling update must be gone too.
-            (pods.len() == 1 && pods[0]["metadata"]["deletionTimestamp"].is_null()).then(|| pods[0].clone())
-        },
-    )
+            panic!(
+                "the operator Deployment did not roll out within 180 s:\n{}\n--- logs ---\n{}{}",
+                String::from_utf8_lossy(&describe.stdout),
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The operator pod once the rollout to `generation_at_least` is complete and its pod Ready (the only one left).
+fn rolled_out_pod(node: &Node, generation_at_least: i64) -> Option<Value> {
+    let deployment = node.get_json(&["-n", RELEASE_NS, "get", "deployment", RELEASE]);
+    let status = &deployment["status"];
+    let rolled_out = status["observedGeneration"].as_i64()? >= generation_at_least
+        && status["updatedReplicas"] == 1
+        && status["readyReplicas"] == 1
+        && status["replicas"] == 1;
+    if !rolled_out {
+        return None;
+    }
+    let pods = node.get_json(&[
+        "-n",
+        RELEASE_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/instance=flink-operator",
+    ]);
+    let pods = pods["items"].as_array()?;
+    // The old pod of a rolling update must be gone too.
+    (pods.len() == 1 && pods[0]["metadata"]["deletionTimestamp"].is_null()).then(|| pods[0].clone())
 }
 
 fn assert_ready_without_restarts(pod: &Value) {
@@ -111,18 +134,25 @@ fn denied_by_webhook(node: &Node, namespace: &str) -> Result<String, String> {
 }
 
 /// The operator reports the invalid example's error in its status (validation in the controller).
-fn status_names_the_field(node: &Node, namespace: &str) -> Value {
-    poll_until(
-        "the controller to report the invalid spec in status.error",
-        Duration::from_secs(60),
-        || {
-            let fd = node.get_json(&["-n", namespace, "get", "flinkdeployment", INVALID_NAME]);
-            fd["status"]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("spec.job.parallelism"))
-                .then_some(fd)
-        },
-    )
+fn status_names_the_field(node: &Node, namespace: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let fd = node.get_json(&["-n", namespace, "get", "flinkdeployment", INVALID_NAME]);
+        if fd["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("spec.job.parallelism"))
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            let events = node.kubectl(&["-n", namespace, "get", "events"]);
+            panic!(
+                "the controller did not report the invalid spec in status.error within 60 s:\n{fd:#}\n{}",
+                String::from_utf8_lossy(&events.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn delete_and_wait(node: &Node, namespace: &str, name: &str) {

@@ -118,10 +118,29 @@ async fn validates_and_mutates_over_tls() {
     let (_, body) = hook
         .post(
             "/validate",
-            &review("FlinkDeployment", "UPDATE", relabelled, Some(invalid)),
+            &review("FlinkDeployment", "UPDATE", relabelled.clone(), Some(invalid.clone())),
         )
         .await;
     assert_eq!(response(&body)["allowed"], true, "{body}");
+    // ... and is not defaulted either: the operator adding its finalizer to an object stored without the
+    // webhook must not change its spec (validation would then judge, and refuse, the finalizer).
+    let mut finalized = invalid.clone();
+    finalized["metadata"]["finalizers"] = json!(["flinkdeployments.flink.apache.org/finalizer"]);
+    let (_, body) = hook
+        .post(
+            "/mutate",
+            &review("FlinkDeployment", "UPDATE", finalized, Some(invalid.clone())),
+        )
+        .await;
+    assert_eq!(response(&body)["allowed"], true, "{body}");
+    assert!(response(&body)["patch"].is_null(), "{body}");
+    // A spec change on UPDATE is still defaulted.
+    let mut changed = invalid.clone();
+    changed["spec"]["job"]["parallelism"] = json!(1);
+    let (_, body) = hook
+        .post("/mutate", &review("FlinkDeployment", "UPDATE", changed, Some(invalid)))
+        .await;
+    assert!(response(&body)["patch"].is_string(), "{body}");
 
     // A field of the wrong type is named in the denial.
     let mut wrong_type = example("basic.yaml");

@@ -392,7 +392,7 @@ fn decode<T: DeserializeOwned>(method: &Method, target: &str, body: &[u8]) -> Re
 }
 
 /// hyper's error with its sources ("client error (Connect): tcp connect error: Connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

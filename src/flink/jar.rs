@@ -12,6 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::client::error_chain;
+
 /// Largest jar fetched (Flink's own upload limit, `rest.server.max-content-length`, defaults to 100 MiB).
 pub const MAX_JAR_BYTES: usize = 512 * 1024 * 1024;
 
@@ -161,18 +163,6 @@ fn file_name(uri: &str) -> String {
         .filter(|n| !n.is_empty() && !n.contains(':'))
         .unwrap_or("job.jar")
         .to_string()
-}
-
-/// An error with its causes: hyper's own message ("client error (Connect)") hides the TLS reason.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

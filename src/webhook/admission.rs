@@ -104,7 +104,19 @@ pub fn decide(endpoint: Endpoint, body: &[u8], defaults: &FlinkConfiguration) ->
 
     let response = match endpoint {
         Endpoint::Mutate => {
-            let patch = mutation::defaults_patch(flink_kind, &object);
+            let old = request
+                .old_object
+                .as_ref()
+                .map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
+            // Defaults come with a written spec. A metadata-only update (the operator adding its finalizer) of
+            // an object stored while the webhook was off or outside its namespaces must not get them: the new
+            // spec would then differ from the old one, validation would judge it, and an invalid object could
+            // never be finalized or reported on.
+            let patch = if old.is_some() && metadata_only(&object, old.as_ref()) {
+                json_patch::Patch(Vec::new())
+            } else {
+                mutation::defaults_patch(flink_kind, &object)
+            };
             if patch.0.is_empty() {
                 allowed
             } else {
@@ -128,17 +140,21 @@ pub fn decide(endpoint: Endpoint, body: &[u8], defaults: &FlinkConfiguration) ->
     Ok(finish(response, kind, operation))
 }
 
+/// An UPDATE that leaves the spec as it was (finalizers, labels, annotations), or one of an object being deleted.
+fn metadata_only(object: &Value, old: Option<&Value>) -> bool {
+    let Some(old) = old else { return false };
+    let being_deleted = object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    being_deleted || object.get("spec") == old.get("spec")
+}
+
 /// Runs the shared validation on the raw objects.
 fn validate(kind: FlinkKind, object: &Value, old: Option<&Value>, defaults: &FlinkConfiguration) -> Result<(), String> {
-    if let Some(old) = old {
-        // Only a new spec can break a rule; metadata-only updates (finalizers, labels) and deletions in
-        // progress must go through even for an object stored while the webhook was off.
-        let being_deleted = object
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|t| !t.is_null());
-        if being_deleted || object.get("spec") == old.get("spec") {
-            return Ok(());
-        }
+    // Only a new spec can break a rule; metadata-only updates (finalizers, labels) and deletions in
+    // progress must go through even for an object stored while the webhook was off.
+    if metadata_only(object, old) {
+        return Ok(());
     }
     match kind {
         FlinkKind::FlinkDeployment => {
