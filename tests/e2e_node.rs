@@ -441,10 +441,13 @@ fn counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Ve
     support::flink::printed_counts(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// A savepoint upgrade on the node through the in-cluster operator, with the operator's pod killed right after
-/// it recorded and sent the stop-with-savepoint: the replacement pod follows the savepoint to its end, and the
-/// upgraded job restores from it (Flink's own checkpoint statistics say so) with its keyed counts continuing.
-fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
+/// The job lifecycle on the node through the in-cluster operator, one FlinkDeployment through all of it: a manual
+/// savepoint; periodic savepoints switched on and off (IGNORE: no restart, JobManager Deployment untouched); a
+/// savepoint upgrade with the operator's pod killed right after it recorded and sent the stop-with-savepoint (the
+/// replacement pod follows the savepoint to its end, and the upgraded job restores from it, as Flink's own
+/// checkpoint statistics say, with its keyed counts continuing); suspend and resume from the suspend savepoint; a
+/// last-state upgrade from the latest checkpoint.
+fn job_lifecycle_in_pods(version: &str) {
     let Some(test) = node_test() else { return };
     let node = &test.node;
     node.ensure_operator();
@@ -480,6 +483,53 @@ fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
         counts.iter().any(|&(_, c)| c >= 3).then_some(counts)
     });
     let highest_before = counted.iter().map(|&(_, c)| c).max().unwrap();
+    let patch_spec = |spec: serde_json::Value| {
+        let patch = serde_json::json!({ "spec": spec }).to_string();
+        node.kubectl_ok(&[
+            "-n",
+            &ns,
+            "patch",
+            "flinkdeployment",
+            &name,
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    };
+    let wait_for = |what: &str, check: &dyn Fn(&serde_json::Value) -> bool| {
+        poll_until(&format!("{name}: {what}"), Duration::from_secs(180), || {
+            let fd = get();
+            check(&fd).then_some(fd)
+        })
+    };
+    let last_savepoint = |fd: &serde_json::Value| fd["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+
+    // A manual savepoint, recorded in status; the job keeps running.
+    patch_spec(serde_json::json!({"job": {"savepointTriggerNonce": 1}}));
+    let manual = wait_for("a manual savepoint in status", &|fd| {
+        last_savepoint(fd)["triggerType"] == "MANUAL"
+    });
+    assert_eq!(manual["status"]["jobStatus"]["jobId"], old_job.as_str());
+
+    // Periodic savepoints: an operator-only (IGNORE) change, no restart, the JobManager Deployment untouched.
+    let jobmanager_version =
+        || node.get_json(&["-n", &ns, "get", "deployment", &name])["metadata"]["resourceVersion"].clone();
+    let version_before = jobmanager_version();
+    patch_spec(serde_json::json!({"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": "5s"}}));
+    let periodic = wait_for("a periodic savepoint in status", &|fd| {
+        last_savepoint(fd)["triggerType"] == "PERIODIC"
+    });
+    assert_eq!(periodic["status"]["jobStatus"]["jobId"], old_job.as_str(), "restarted");
+    assert_eq!(periodic["status"]["lifecycleState"], "STABLE");
+    patch_spec(serde_json::json!({"flinkConfiguration": {"kubernetes.operator.periodic.savepoint.interval": null}}));
+    wait_for("the interval removal reconciled", &|fd| {
+        fd["status"]["observedGeneration"] == fd["metadata"]["generation"]
+    });
+    assert_eq!(
+        jobmanager_version(),
+        version_before,
+        "the JobManager Deployment was rewritten"
+    );
 
     // The upgrade: more slots and parallelism (not an IGNORE change, not a reactive scale).
     let patch = serde_json::json!({"spec": {
@@ -576,16 +626,83 @@ fn savepoint_upgrade_survives_operator_pod_kill(version: &str) {
         first_after > 1 && resumed.iter().map(|&(_, c)| c).max().unwrap() >= highest_before,
         "counts restarted: before up to {highest_before}, after {resumed:?}"
     );
+
+    // Suspend: stopped with a savepoint, no pod left; resume: from that savepoint.
+    patch_spec(serde_json::json!({"job": {"state": "suspended"}}));
+    let suspended = wait_for("lifecycle SUSPENDED", &|fd| {
+        fd["status"]["lifecycleState"] == "SUSPENDED"
+    });
+    let suspend_savepoint = suspended["status"]["jobStatus"]["upgradeSavepointPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll_until("no pod of the suspended cluster", Duration::from_secs(120), || {
+        let pods = node.get_json(&["-n", &ns, "get", "pods", "-l", &format!("app={name}")]);
+        pods["items"].as_array().is_some_and(|p| p.is_empty()).then_some(())
+    });
+    patch_spec(serde_json::json!({"job": {"state": "running"}}));
+    let resumed_fd = stable();
+    let resumed_job = resumed_fd["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let restored = poll_until(
+        "the resume's restore in Flink's statistics",
+        Duration::from_secs(60),
+        || {
+            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{resumed_job}/checkpoints"))?;
+            stats["latest"]["restored"]["external_path"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    assert_eq!(tail(&restored), tail(&suspend_savepoint), "resumed from {restored}");
+
+    // last-state (switching the mode is itself IGNORE) with a parallelism change: no savepoint is taken, the
+    // new job restores from the latest checkpoint.
+    poll_until(
+        "a completed checkpoint of the resumed job",
+        Duration::from_secs(120),
+        || {
+            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{resumed_job}/checkpoints"))?;
+            stats["latest"]["completed"]["external_path"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    let history = |fd: &serde_json::Value| {
+        fd["status"]["jobStatus"]["savepointInfo"]["savepointHistory"]
+            .as_array()
+            .map(Vec::len)
+    };
+    let history_before = history(&resumed_fd);
+    patch_spec(serde_json::json!({"job": {"upgradeMode": "last-state", "parallelism": 1}}));
+    let last_state = wait_for("the last-state upgrade done", &|fd| {
+        fd["status"]["jobStatus"]["jobId"] != resumed_job.as_str()
+            && fd["status"]["jobStatus"]["state"] == "RUNNING"
+            && fd["status"]["lifecycleState"] == "STABLE"
+    });
+    assert_eq!(history(&last_state), history_before, "last-state took a savepoint");
+    let last_job = last_state["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let restored = poll_until(
+        "the last-state restore in Flink's statistics",
+        Duration::from_secs(60),
+        || {
+            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{last_job}/checkpoints"))?;
+            stats["latest"]["restored"]["external_path"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    assert!(restored.contains("chk-"), "not restored from a checkpoint: {restored}");
+
     node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", &name, "--timeout=120s"]);
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
 #[test]
-fn savepoint_upgrade_on_flink_1_20_survives_the_operator_pod_being_killed() {
-    savepoint_upgrade_survives_operator_pod_kill("1.20");
+fn job_lifecycle_on_flink_1_20_in_pods_with_the_operator_pod_killed_mid_upgrade() {
+    job_lifecycle_in_pods("1.20");
 }
 
 #[test]
-fn savepoint_upgrade_on_flink_2_survives_the_operator_pod_being_killed() {
-    savepoint_upgrade_survives_operator_pod_kill("2.3");
+fn job_lifecycle_on_flink_2_in_pods_with_the_operator_pod_killed_mid_upgrade() {
+    job_lifecycle_in_pods("2.3");
 }
