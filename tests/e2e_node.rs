@@ -281,12 +281,21 @@ fn flink_rest(node: &support::node::Node, namespace: &str, name: &str, path: &st
 }
 
 #[test]
-fn standalone_reactive_job_rescales_by_taskmanager_replicas_without_a_restart() {
+fn standalone_reactive_job_on_flink_1_20_rescales_by_taskmanager_replicas_without_a_restart() {
+    reactive_rescale("1.20");
+}
+
+#[test]
+fn standalone_reactive_job_on_flink_2_rescales_by_taskmanager_replicas_without_a_restart() {
+    reactive_rescale("2.3");
+}
+
+fn reactive_rescale(version: &str) {
     let Some(test) = node_test() else { return };
     let node = &test.node;
     node.ensure_operator();
     let ns = node.create_namespace("e2e-reactive");
-    let name = "basic-reactive-example";
+    let name = &format!("reactive-{}", version.replace('.', "-"));
     // The example names the `flink` ServiceAccount (standalone pods mount no token from it).
     node.kubectl_ok(&[
         "-n",
@@ -295,7 +304,8 @@ fn standalone_reactive_job_rescales_by_taskmanager_replicas_without_a_restart() 
         "-f",
         &repo_file("tests/env/node/manifests/native-rbac.yaml"),
     ]);
-    node.kubectl_ok(&["-n", &ns, "apply", "-f", &repo_file("examples/basic-reactive.yaml")]);
+    let applied = node.apply_json(&ns, &example_at_version("examples/basic-reactive.yaml", name, version));
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let get = || node.get_json(&["-n", &ns, "get", "flinkdeployment", name]);
 
     // Every TaskManager's slot in use: the job's vertices run with parallelism = TaskManagers (1 slot each).
@@ -401,29 +411,51 @@ fn standalone_reactive_job_rescales_by_taskmanager_replicas_without_a_restart() 
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
-/// `examples/flink-2.yaml`, named `name`, for Flink `version` (1.20 or 2.3): savepoint upgrades, state on the
-/// node's shared hostPath.
-fn savepoint_deployment(name: &str, version: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(repo_file("examples/flink-2.yaml")).unwrap();
+/// An example FlinkDeployment for Flink `version` ("1.20" or "2.3"): its image and `flinkVersion`, and the state
+/// directory keys of that major (1.x `state.checkpoints.dir` / `state.savepoints.dir`, 2.x
+/// `execution.checkpointing.dir` / `execution.checkpointing.savepoint-dir`), named `name`, state under
+/// `/flink-data/<name>` on the node's shared hostPath.
+fn example_at_version(example: &str, name: &str, version: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_file(example)).unwrap();
     let mut fd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
     fd["metadata"]["name"] = name.into();
-    let dir = format!("file:///flink-data/{name}");
-    if version == "1.20" {
-        fd["spec"]["image"] = "flink:1.20".into();
-        fd["spec"]["flinkVersion"] = "v1_20".into();
-    }
-    let conf = &mut fd["spec"]["flinkConfiguration"];
-    if version == "1.20" {
-        let conf = conf.as_object_mut().unwrap();
-        conf.remove("execution.checkpointing.dir");
-        conf.remove("execution.checkpointing.savepoint-dir");
-        conf.insert("state.checkpoints.dir".into(), format!("{dir}/checkpoints").into());
-        conf.insert("state.savepoints.dir".into(), format!("{dir}/savepoints").into());
+    let (image, api, checkpoints, savepoints) = if version == "1.20" {
+        ("flink:1.20", "v1_20", "state.checkpoints.dir", "state.savepoints.dir")
     } else {
-        conf["execution.checkpointing.dir"] = format!("{dir}/checkpoints").into();
-        conf["execution.checkpointing.savepoint-dir"] = format!("{dir}/savepoints").into();
+        // The newest 2.x API level the CRD knows (see examples/flink-2.yaml).
+        (
+            "flink:2.3",
+            "v2_2",
+            "execution.checkpointing.dir",
+            "execution.checkpointing.savepoint-dir",
+        )
+    };
+    fd["spec"]["image"] = image.into();
+    fd["spec"]["flinkVersion"] = api.into();
+    let conf = fd["spec"]["flinkConfiguration"].as_object_mut().unwrap();
+    for key in [
+        "state.checkpoints.dir",
+        "state.savepoints.dir",
+        "execution.checkpointing.dir",
+        "execution.checkpointing.savepoint-dir",
+    ] {
+        conf.remove(key);
     }
-    conf["execution.checkpointing.interval"] = "2s".into();
+    conf.insert(
+        checkpoints.into(),
+        format!("file:///flink-data/{name}/checkpoints").into(),
+    );
+    conf.insert(
+        savepoints.into(),
+        format!("file:///flink-data/{name}/savepoints").into(),
+    );
+    fd
+}
+
+/// `examples/flink-2.yaml` at `version`, checkpointing every 2 s: savepoint upgrades.
+fn savepoint_deployment(name: &str, version: &str) -> serde_json::Value {
+    let mut fd = example_at_version("examples/flink-2.yaml", name, version);
+    fd["spec"]["flinkConfiguration"]["execution.checkpointing.interval"] = "2s".into();
     fd
 }
 
