@@ -119,10 +119,14 @@ fn ca_bundle(configuration: &Value) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
 }
 
-/// `kubectl apply --dry-run=server` of the invalid example in `namespace`: Ok(stderr) when the webhook denied
-/// it naming the field, Err(what happened) otherwise.
+/// `kubectl create --dry-run=server` of the invalid example (under a name of its own, so it is a CREATE even
+/// where the example is stored) in `namespace`: Ok(stderr) when the webhook denied it naming the field,
+/// Err(what happened) otherwise.
 fn denied_by_webhook(node: &Node, namespace: &str) -> Result<String, String> {
-    let out = node.kubectl(&["-n", namespace, "apply", "--dry-run=server", "-f", &repo_file(INVALID)]);
+    let example = std::fs::read_to_string(repo_file(INVALID)).unwrap();
+    let probe = example.replace(&format!("name: {INVALID_NAME}"), &format!("name: {INVALID_NAME}-probe"));
+    assert_ne!(probe, example);
+    let out = node.kubectl_stdin(&["-n", namespace, "create", "--dry-run=server", "-f", "-"], &probe);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() && stderr.contains("denied the request") && stderr.contains("spec.job.parallelism") {
         Ok(stderr)

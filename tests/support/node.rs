@@ -202,18 +202,24 @@ impl Node {
 
     /// `kubectl apply -f -` of `object` in `namespace`, as admin.
     pub fn apply_json(&self, namespace: &str, object: &serde_json::Value) -> Output {
+        self.kubectl_stdin(&["-n", namespace, "apply", "-f", "-"], &object.to_string())
+    }
+
+    /// kubectl as admin with `input` on its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write as _;
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.admin_kubeconfig)
-            .args(["--request-timeout=30s", "-n", namespace, "apply", "-f", "-"])
+            .arg("--request-timeout=30s")
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(object.to_string().as_bytes()).unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
         drop(stdin);
         child.wait_with_output().unwrap()
     }
