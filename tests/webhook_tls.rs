@@ -700,3 +700,61 @@ async fn many_hostile_clients_at_once_do_not_slow_a_valid_request() {
         200
     );
 }
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_with_forward_secret_aead_suites() {
+    let hook = start_webhook(&[]).await;
+    let addr = format!("127.0.0.1:{}", hook.operator.webhook_port);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &hook.ca[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{:?} handshake failed: {e}", version.version));
+        let (_, conn) = tls.get_ref();
+        let suite = format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite());
+        eprintln!("{:?}: {suite}", conn.protocol_version().unwrap());
+        assert_eq!(conn.protocol_version(), Some(version.version));
+        assert!(suite.contains("GCM") || suite.contains("CHACHA20"), "{suite}");
+        if version.version == rustls::ProtocolVersion::TLSv1_2 {
+            assert!(suite.contains("ECDHE"), "{suite}");
+        }
+    }
+    // TLS 1.1 and 1.0 (OpenSSL's client, with its own floor lifted) are refused by the server.
+    for flag in ["-tls1_1", "-tls1"] {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", flag, "-cipher", "DEFAULT@SECLEVEL=0", "-connect", &addr])
+            .env("OPENSSL_CONF", "/dev/null")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{flag} was accepted:\n{text}");
+        eprintln!(
+            "{flag}: {}",
+            text.lines()
+                .find(|l| l.contains("alert") || l.contains("error"))
+                .unwrap_or("refused")
+        );
+        // "SSL alert number N" is an alert received from the server (rustls answers handshake_failure).
+        assert!(
+            text.contains("SSL alert number"),
+            "{flag}: not refused by the server:\n{text}"
+        );
+    }
+}
