@@ -468,7 +468,9 @@ async fn last_state_upgrade_without_ha_restores_the_latest_checkpoint_on_flink_2
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the test's own servers (jars, REST proxy) keep answering while a blocking kubectl call waits
+// on the operator (on one thread, a `kubectl delete` waiting for a finalizer starved the jar server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled() {
     if skip_e2e() {
         return;
@@ -680,7 +682,9 @@ async fn operator_killed_during_a_savepoint_upgrade_never_loses_the_savepoint() 
     assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
 }
 
-#[tokio::test]
+// Multi-threaded: the test's own servers (jars, REST proxy) keep answering while a blocking kubectl call waits
+// on the operator (on one thread, a `kubectl delete` waiting for a finalizer starved the jar server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_before_the_stop_and_between_delete_and_deploy_never_loses_the_savepoint() {
     if skip_e2e() {
         return;
