@@ -20,6 +20,8 @@ use crate::webhook::{self, WebhookState, self_managed, tls};
 
 /// Upstream's option for how often resources are reconciled without events.
 const RECONCILE_INTERVAL: &str = "kubernetes.operator.reconcile.interval";
+/// Readiness gate open once every part of the process is set up (see `run`).
+const STARTUP_GATE: &str = "startup";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::flink_config::parse_duration(text)
@@ -172,6 +174,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let resync = config.duration(RECONCILE_INTERVAL, Duration::from_secs(60))?;
     let metrics = Metrics::new().context("cannot create the metrics registry")?;
     let health = Health::new();
+    // Closed until every part has registered its own gates: the admin server answers from the start, and a
+    // probe between its start and a later registration (the controller's come after a Kubernetes client is
+    // built) would otherwise find no open gate and report ready.
+    health.register(STARTUP_GATE);
     let shutdown = CancellationToken::new();
     let limits = Limits {
         header_read_timeout: opts.webhook_request_timeout,
@@ -304,6 +310,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+
+    health.set_ready(STARTUP_GATE, true);
 
     let signalled = {
         let (health, shutdown) = (health.clone(), shutdown.clone());

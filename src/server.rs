@@ -112,3 +112,55 @@ pub async fn serve(
 fn log_refused(name: &str, peer: SocketAddr, why: &str) {
     debug!(server = name, %peer, why, "connection refused");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(stream: &mut tokio::net::TcpStream) -> String {
+        stream.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_are_closed_at_accept_and_others_keep_being_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/x", axum::routing::get(|| async { "ok" }));
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve("test", listener, None, router, limits, shutdown.clone()));
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+        assert!(get(&mut second).await.starts_with("HTTP/1.1 200"));
+        // A third while both are open: closed without an answer.
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert_eq!(get(&mut third).await, "");
+        // The open ones are still served (keep-alive), and a slot freed is reused.
+        assert!(get(&mut first).await.starts_with("HTTP/1.1 200"));
+        drop(second);
+        let answered = async {
+            loop {
+                let mut again = tokio::net::TcpStream::connect(addr).await.unwrap();
+                if get(&mut again).await.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), answered).await.unwrap();
+        shutdown.cancel();
+        drop(first);
+        server.await.unwrap();
+    }
+}

@@ -164,3 +164,267 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The same and harsher input through the webhook's axum Router (body limit, timeout, JSON errors included).
+
+/// One hostile request: the endpoint path, the body, and which family of input it is (for the figures).
+#[derive(Clone)]
+struct Hostile {
+    path: &'static str,
+    body: Vec<u8>,
+    family: &'static str,
+    /// The review's kind is a Flink kind: a denial must then start with a field path.
+    flink_kind: bool,
+}
+
+impl std::fmt::Debug for Hostile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(&self.body);
+        let shown: String = text.chars().take(3000).collect();
+        write!(f, "{} {} ({} bytes): {shown}", self.family, self.path, self.body.len())
+    }
+}
+
+/// `depth` levels of nested arrays or objects around `inner`.
+fn nested(depth: usize, objects: bool, inner: Value) -> Value {
+    (0..depth).fold(inner, |v, _| if objects { json!({ "a": v }) } else { json!([v]) })
+}
+
+/// Values a spec field should never hold: huge strings, deep nesting, wrong types.
+fn hostile_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => any_json(),
+        1 => (1_000usize..200_000, any::<char>()).prop_map(|(n, c)| Value::String(c.to_string().repeat(n))),
+        1 => (1usize..200, any::<bool>()).prop_map(|(depth, objects)| nested(depth, objects, json!("x"))),
+        1 => prop_oneof![
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+            Just(json!(-1)),
+            Just(json!(0)),
+            Just(json!(1e308)),
+            Just(json!("")),
+            Just(json!("\u{0}\u{202e}\u{fffd}")),
+            Just(json!([])),
+            Just(json!({})),
+        ],
+    ]
+}
+
+fn endpoint_path() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just("/validate"), Just("/mutate")]
+}
+
+/// Reviews of the examples with edits, and reviews whose envelope itself is wrong, and bytes.
+fn hostile_request() -> impl Strategy<Value = Hostile> {
+    let edited = (
+        0usize..64,
+        prop::collection::vec((any_path(), hostile_value()), 1..4),
+        any::<bool>(),
+        endpoint_path(),
+    )
+        .prop_map(|(example, edits, update, path)| {
+            let all = examples();
+            let original = all[example % all.len()].clone();
+            let mut object = original.clone();
+            for (at, value) in edits {
+                put(&mut object, &at, value);
+            }
+            let (operation, old) = if update {
+                ("UPDATE", Some(original))
+            } else {
+                ("CREATE", None)
+            };
+            Hostile {
+                path,
+                body: serde_json::to_vec(&review(object, old, operation)).unwrap(),
+                family: if update {
+                    "example edited, UPDATE"
+                } else {
+                    "example edited, CREATE"
+                },
+                flink_kind: true,
+            }
+        });
+    // The envelope: a request field replaced by something of the wrong type or value.
+    let envelope = (
+        0usize..64,
+        prop_oneof![
+            Just("/request/object"),
+            Just("/request/oldObject"),
+            Just("/request/operation"),
+            Just("/request/uid"),
+            Just("/request/kind"),
+            Just("/request/kind/kind"),
+            Just("/request/object/metadata"),
+            Just("/request/object/spec"),
+            Just("/request"),
+            Just("/apiVersion"),
+        ],
+        hostile_value(),
+        endpoint_path(),
+    )
+        .prop_map(|(example, pointer, value, path)| {
+            let all = examples();
+            let mut body = review(all[example % all.len()].clone(), None, "CREATE");
+            if let Some(slot) = body.pointer_mut(pointer) {
+                *slot = value;
+            }
+            let kind = body.pointer("/request/kind/kind").and_then(Value::as_str);
+            let flink_kind = matches!(kind, Some("FlinkDeployment" | "FlinkSessionJob"));
+            Hostile {
+                path,
+                body: serde_json::to_vec(&body).unwrap(),
+                family: "envelope field of a wrong type",
+                flink_kind,
+            }
+        });
+    // Bytes: garbage, truncated reviews, JSON nested deeper than any parser limit.
+    let bytes = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..2048).prop_map(|b| (b, "random bytes")),
+        (0usize..64, 0.0f64..1.0).prop_map(|(example, cut)| {
+            let all = examples();
+            let full = serde_json::to_vec(&review(all[example % all.len()].clone(), None, "CREATE")).unwrap();
+            let at = (full.len() as f64 * cut) as usize;
+            (full[..at].to_vec(), "truncated review")
+        }),
+        (100usize..100_000).prop_map(|depth| {
+            let mut b = Vec::with_capacity(depth * 2);
+            b.extend(std::iter::repeat_n(b'[', depth));
+            b.extend(std::iter::repeat_n(b']', depth));
+            (b, "nesting 100-100k deep")
+        }),
+    ];
+    let raw = (bytes, endpoint_path()).prop_map(|((body, family), path)| Hostile {
+        path,
+        body,
+        family,
+        flink_kind: false,
+    });
+    prop_oneof![5 => edited, 2 => envelope, 2 => raw]
+}
+
+/// A field path at the start of a message: `spec.job.parallelism: ...`, `metadata.name: ...`.
+fn starts_with_field_path(message: &str) -> bool {
+    let Some((path, rest)) = message.split_once(": ") else {
+        return false;
+    };
+    let roots = ["spec", "metadata", "apiVersion", "kind", "status", "request"];
+    !rest.is_empty()
+        && roots
+            .iter()
+            .any(|r| path == *r || path.starts_with(&format!("{r}.")) || path.starts_with(&format!("{r}[")))
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '[' | ']' | '-' | '_' | '/'))
+}
+
+#[test]
+fn router_answers_a_hostile_corpus_with_reviews_or_json_errors() {
+    use axum::body::Body;
+    use flink_operator::webhook::{DEFAULT_BODY_LIMIT, WebhookState, router};
+    use http_body_util::BodyExt;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    const CASES: u32 = 6000;
+    let state = WebhookState {
+        defaults: FlinkConfiguration::new(),
+        metrics: flink_operator::telemetry::metrics::Metrics::new().unwrap(),
+    };
+    let app = router(
+        std::sync::Arc::new(state),
+        DEFAULT_BODY_LIMIT,
+        std::time::Duration::from_secs(10),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // (family, outcome) -> count
+    let figures: Mutex<BTreeMap<(String, String), usize>> = Mutex::new(BTreeMap::new());
+    let started = std::time::Instant::now();
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&hostile_request(), |case| {
+        let request = axum::http::Request::post(case.path)
+            .header("content-type", "application/json")
+            .body(Body::from(case.body.clone()))
+            .unwrap();
+        let response = rt.block_on(app.clone().oneshot(request)).unwrap();
+        let status = response.status();
+        let bytes = rt.block_on(response.into_body().collect()).unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            TestCaseError::fail(format!(
+                "{status}: body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })?;
+        let outcome = if status == 200 {
+            let response = &body["response"];
+            // The answer names the request it answers.
+            let sent: Value = serde_json::from_slice(&case.body).unwrap_or_default();
+            prop_assert_eq!(&response["uid"], &sent["request"]["uid"], "{}", body);
+            if response["allowed"] == true {
+                "allowed".to_string()
+            } else {
+                let message = response["status"]["message"].as_str().unwrap_or_default();
+                prop_assert!(!message.is_empty(), "a denial without a message: {}", body);
+                if case.flink_kind {
+                    prop_assert!(
+                        starts_with_field_path(message),
+                        "denial does not start with a field path: {}",
+                        message
+                    );
+                }
+                "denied".to_string()
+            }
+        } else {
+            prop_assert!(status.is_client_error(), "status {} for {}", status, case.family);
+            let error = body["error"].as_str().unwrap_or_default();
+            prop_assert!(!error.is_empty(), "an error without a message: {}", body);
+            prop_assert_eq!(&body["code"], &json!(status.as_u16()));
+            status.as_u16().to_string()
+        };
+        *figures
+            .lock()
+            .unwrap()
+            .entry((case.family.to_string(), outcome))
+            .or_default() += 1;
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let figures = figures.into_inner().unwrap();
+    let total: usize = figures.values().sum();
+    eprintln!(
+        "{total} generated requests through the webhook router in {:.1}s:",
+        started.elapsed().as_secs_f64()
+    );
+    for ((family, outcome), n) in &figures {
+        eprintln!("  {family:<32} {outcome:<8} {n}");
+    }
+    assert!(total >= CASES as usize, "{total} cases");
+    for family in [
+        "example edited, CREATE",
+        "example edited, UPDATE",
+        "envelope field of a wrong type",
+    ] {
+        for outcome in ["allowed", "denied"] {
+            let n = figures
+                .get(&(family.to_string(), outcome.to_string()))
+                .copied()
+                .unwrap_or(0);
+            assert!(
+                n > 0,
+                "no {outcome} case among {family}: the generators lost their reach"
+            );
+        }
+    }
+}

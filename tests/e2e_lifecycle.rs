@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use support::cluster::OperatorEnv;
 use support::flink::{ENTRY_CLASS, FlinkCluster, local_path};
 use support::jar_server::JarServer;
+use support::proxy::{Mode, Proxy};
 use support::{eventually, free_port, skip_e2e};
 
 const NAME: &str = "lifecycle";
@@ -169,20 +170,25 @@ async fn start(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, 
 
 async fn start_named(version: &'static str, upgrade_mode: &str) -> (OperatorEnv, u16, tempfile::TempDir) {
     let rest_port = free_port();
+    let (env, state) = start_reaching(version, upgrade_mode, &format!("http://127.0.0.1:{rest_port}")).await;
+    (env, rest_port, state)
+}
+
+/// The operator, reaching Flink's REST API at `rest_url`, and the FlinkDeployment.
+async fn start_reaching(version: &'static str, upgrade_mode: &str, rest_url: &str) -> (OperatorEnv, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let config = state.path().join("operator.yaml");
     std::fs::write(&config, "kubernetes.operator.reconcile.interval: 2s\n").unwrap();
-    let rest_url = format!("http://127.0.0.1:{rest_port}");
     let env = OperatorEnv::start_with(
         false,
-        &["--flink-rest-url", &rest_url, "--config", config.to_str().unwrap()],
+        &["--flink-rest-url", rest_url, "--config", config.to_str().unwrap()],
     )
     .await;
     let out = env
         .cluster
         .apply_stdin(&deployment_yaml(version, state.path(), upgrade_mode));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (env, rest_port, state)
+    (env, state)
 }
 
 /// Waits until the FlinkDeployment satisfies `check`; on timeout the panic shows its last status.
@@ -480,12 +486,14 @@ async fn periodic_savepoints_and_last_state_upgrade(version: &'static str) {
     );
 }
 
-#[tokio::test]
+// Multi-threaded: the test's own servers (jars, REST proxy) keep answering while a blocking kubectl call waits
+// on the operator (on one thread, a `kubectl delete` waiting for a finalizer starved the jar server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled_on_flink_1_20() {
     session_job_submitted_upgraded_and_cancelled("1.20.5").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_job_submitted_upgraded_with_a_savepoint_and_cancelled_on_flink_2_3() {
     session_job_submitted_upgraded_and_cancelled("2.3.0").await;
 }
@@ -702,4 +710,120 @@ async fn operator_killed_during_a_savepoint_upgrade_never_loses_the_savepoint() 
     );
     let resumed = first_counts(kubelet.cluster()).await;
     assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
+}
+
+// Multi-threaded: the test's own servers (jars, REST proxy) keep answering while a blocking kubectl call waits
+// on the operator (on one thread, a `kubectl delete` waiting for a finalizer starved the jar server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_killed_before_the_stop_and_between_delete_and_deploy_never_loses_the_savepoint() {
+    if skip_e2e() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // The operator reaches Flink through a proxy the test switches off, to hold the upgrade before its stop.
+    let rest_port = free_port();
+    let flink_addr: std::net::SocketAddr = format!("127.0.0.1:{rest_port}").parse().unwrap();
+    let mut proxy = Proxy::start(Mode::Forward(flink_addr)).await;
+    let (mut env, _state) = start_reaching("1.20.5", "savepoint", &proxy.url()).await;
+    let mut kubelet = Kubelet::new("1.20.5", rest_port);
+    kubelet.run_next(&env).await;
+    let d = running_and_stable(&env).await;
+    let first_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    assert!(first_counts(kubelet.cluster()).await.iter().all(|(_, c)| *c == 1));
+
+    // Kill 1: the new spec is recorded (UPGRADING, step STOPPING) but the stop was never sent: Flink's REST
+    // endpoint is unreachable, so the operator cannot have sent it.
+    proxy.set_mode(Mode::Closed).await;
+    wait_for(&env, "the REST endpoint seen as unreachable", |d| {
+        d["status"]["jobManagerDeploymentStatus"] == "DEPLOYED_NOT_READY"
+    })
+    .await;
+    patch(&env, json!({"spec": {"job": {"parallelism": 2}}}));
+    let d = wait_for(&env, "UPGRADING, step STOPPING, no stop trigger", |d| {
+        d["status"]["lifecycleState"] == "UPGRADING"
+            && d["status"]["upgrade"]["step"] == "STOPPING"
+            && d["status"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("REST endpoint"))
+    })
+    .await;
+    assert!(
+        d["status"]["jobStatus"]["savepointInfo"]["triggerId"].is_null(),
+        "{}",
+        d["status"]
+    );
+    env.kill_operator();
+    proxy.set_mode(Mode::Forward(flink_addr)).await;
+    env.start_operator().await;
+    // The new process stops the job with a savepoint, then deploys from it.
+    kubelet.await_deletion(&env).await;
+    let d = env.get_json(&["get", "flinkdep", NAME]);
+    let savepoint = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(savepoint["triggerType"], "UPGRADE", "{}", d["status"]);
+    let location = savepoint["location"].as_str().unwrap().to_string();
+    assert!(local_path(&location).exists(), "{location} not on disk");
+    let args = kubelet.run_next(&env).await;
+    assert_eq!(arg_after(&args, "--fromSavepoint").as_deref(), Some(location.as_str()));
+    let d = running_and_stable(&env).await;
+    assert_ne!(d["status"]["jobStatus"]["jobId"], first_job.as_str());
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
+    eprintln!("kill before the stop: resumed from {location} with counts {resumed:?}");
+
+    // Kill 2: the old cluster is deleted but the new one not yet applied. A finalizer of the test's holds
+    // the deleted JobManager Deployment until the operator is dead; then it goes.
+    let second_job = d["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    env.cluster.kubectl_ok(&[
+        "patch",
+        "deployment",
+        NAME,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["e2e.flink.apache.org/hold"]}}"#,
+    ]);
+    patch(&env, json!({"spec": {"job": {"parallelism": 1}}}));
+    eventually("the old JobManager Deployment deleted (held)", WAIT, || async {
+        let deployment = env.get_json(&["get", "deployment", NAME]);
+        let d = env.get_json(&["get", "flinkdep", NAME]);
+        (deployment["metadata"]["deletionTimestamp"].is_string() && d["status"]["upgrade"]["step"] == "DELETING")
+            .then_some(())
+    })
+    .await;
+    let d = env.get_json(&["get", "flinkdep", NAME]);
+    let location = d["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        d["status"]["upgrade"]["restorePath"],
+        location.as_str(),
+        "{}",
+        d["status"]
+    );
+    env.kill_operator();
+    env.cluster.kubectl_ok(&[
+        "patch",
+        "deployment",
+        NAME,
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    kubelet.await_deletion(&env).await;
+    assert!(
+        !env.exists(&["deployment", NAME]),
+        "the old JobManager Deployment is gone"
+    );
+    env.start_operator().await;
+    let args = kubelet.run_next(&env).await;
+    assert_eq!(
+        arg_after(&args, "--fromSavepoint").as_deref(),
+        Some(location.as_str()),
+        "the new process deployed from the recorded savepoint"
+    );
+    let d = running_and_stable(&env).await;
+    assert_ne!(d["status"]["jobStatus"]["jobId"], second_job.as_str());
+    let resumed = first_counts(kubelet.cluster()).await;
+    assert!(resumed.iter().all(|(_, c)| *c > 1), "state lost: {resumed:?}");
+    eprintln!("kill between delete and deploy: resumed from {location} with counts {resumed:?}");
 }

@@ -381,3 +381,42 @@ async fn crash_looping_jobmanager_pod_is_an_error() {
     let ready = &d["status"]["conditions"][0];
     assert_eq!(ready["reason"], "JobManagerError", "{ready}");
 }
+
+#[tokio::test]
+async fn ingress_is_created_updated_and_deleted_with_its_cluster() {
+    if skip_e2e() {
+        return;
+    }
+    // Proves the operator's ingress rules (get, create, patch, delete) under its own RBAC.
+    let env = OperatorEnv::start(false).await;
+    let name = "basic-ingress-example";
+    env.cluster.kubectl_ok(&["apply", "-f", &example("basic-ingress.yaml")]);
+    let ingress = eventually("the Ingress", WAIT, || async {
+        env.try_get_json(&["get", "ingress", name])
+    })
+    .await;
+    owner_is(&ingress, "FlinkDeployment", name);
+    let rule = &ingress["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(rule["backend"]["service"]["name"], format!("{name}-rest"), "{ingress}");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+
+    // A changed template is applied to the live Ingress.
+    env.cluster.kubectl_ok(&[
+        "patch",
+        "flinkdep",
+        name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"ingress":{"annotations":{"example.com/changed":"yes"}}}}"#,
+    ]);
+    eventually("the Ingress updated", WAIT, || async {
+        let ingress = env.try_get_json(&["get", "ingress", name])?;
+        (ingress["metadata"]["annotations"]["example.com/changed"] == "yes").then_some(())
+    })
+    .await;
+
+    // Deleting the FlinkDeployment deletes the Ingress (the operator's cleanup, not garbage collection: no
+    // controller-manager runs on this tier).
+    env.cluster.kubectl_ok(&["delete", "flinkdep", name, "--timeout=60s"]);
+    assert!(!env.exists(&["ingress", name]), "Ingress left behind");
+}

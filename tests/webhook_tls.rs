@@ -584,3 +584,196 @@ async fn operator_defaults_from_config_file_and_json_logs() {
         "{stderr}"
     );
 }
+
+/// Reads an HTTP/1.1 answer until the connection closes or `deadline`; returns (status, body, time taken).
+async fn read_answer<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, deadline: Duration) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(deadline.saturating_sub(started.elapsed()), stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                buf.extend_from_slice(&chunk[..n]);
+                // An answer with a Content-Length is complete once its body is in.
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_string)
+                        })
+                        .and_then(|l| l.trim().parse::<usize>().ok());
+                    if length.is_some_and(|l| body.len() >= l) {
+                        break;
+                    }
+                }
+            }
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body, started.elapsed())
+}
+
+#[tokio::test]
+async fn many_hostile_clients_at_once_do_not_slow_a_valid_request() {
+    let hook = start_webhook(&["--webhook-request-timeout", "2s", "--webhook-body-limit", "65536"]).await;
+    let addr = format!("127.0.0.1:{}", hook.operator.webhook_port);
+    let connector = tls_connector(&hook.ca);
+    let name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    // 30 connections that never handshake, 30 TLS clients that never finish their headers.
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut loris = Vec::new();
+    for _ in 0..30 {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut tls = connector.connect(name(), tcp).await.unwrap();
+        tls.write_all(b"POST /validate HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        tls.flush().await.unwrap();
+        loris.push(tls);
+    }
+    // A body that trickles (headers complete, 1 of 1000 bytes sent), and one that claims 1 GiB.
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut trickle = connector.connect(name(), tcp).await.unwrap();
+    trickle
+        .write_all(
+            b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    trickle.flush().await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut huge = connector.connect(name(), tcp).await.unwrap();
+    huge.write_all(
+        b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    huge.flush().await.unwrap();
+
+    // Meanwhile valid requests are answered promptly.
+    let body = review("FlinkDeployment", "CREATE", example("basic.yaml"), None);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let (status, answer) = hook.post("/validate", &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("10 valid requests beside 62 hostile connections: slowest {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "a valid request took {slowest:?}");
+
+    // The 1 GiB claim holds its connection no longer than the request timeout (2 s), then gets a JSON error.
+    let (status, answer, took) = read_answer(&mut huge, Duration::from_secs(10)).await;
+    eprintln!("declared 1 GiB body, 1 byte sent: {status} after {took:?}: {answer}");
+    assert_eq!(status, 408, "{answer}");
+    let json: Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert!(json["error"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
+
+    // The trickling body runs into the request timeout (2 s): 408 with a JSON error.
+    let (status, answer, took) = read_answer(&mut trickle, Duration::from_secs(10)).await;
+    eprintln!("trickling body: {status} after {took:?}: {answer}");
+    assert_eq!(status, 408, "{answer}");
+    assert!(
+        serde_json::from_str::<Value>(&answer).is_ok_and(|j| j["error"].is_string()),
+        "{answer}"
+    );
+
+    // Every slow-loris connection is closed by the header timeout (2 s), without an answer.
+    let started = Instant::now();
+    for tls in loris.iter_mut() {
+        let (status, _, _) = read_answer(tls, Duration::from_secs(10)).await;
+        assert_ne!(status, 200);
+    }
+    let loris_closed = started.elapsed();
+    eprintln!("30 slow-loris connections all closed {loris_closed:?} after the valid requests");
+    assert!(loris_closed < Duration::from_secs(8), "{loris_closed:?}");
+    // And the connections that never handshake (handshake timeout 5 s).
+    let started = Instant::now();
+    for tcp in silent.iter_mut() {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a connection that never handshakes was kept open");
+    }
+    eprintln!("30 silent connections all closed {:?} later", started.elapsed());
+    assert_eq!(
+        reqwest::get(hook.operator.admin_url("/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_with_forward_secret_aead_suites() {
+    let hook = start_webhook(&[]).await;
+    let addr = format!("127.0.0.1:{}", hook.operator.webhook_port);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &hook.ca[..]) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{:?} handshake failed: {e}", version.version));
+        let (_, conn) = tls.get_ref();
+        let suite = format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite());
+        eprintln!("{:?}: {suite}", conn.protocol_version().unwrap());
+        assert_eq!(conn.protocol_version(), Some(version.version));
+        assert!(suite.contains("GCM") || suite.contains("CHACHA20"), "{suite}");
+        if version.version == rustls::ProtocolVersion::TLSv1_2 {
+            assert!(suite.contains("ECDHE"), "{suite}");
+        }
+    }
+    // TLS 1.1 and 1.0 (OpenSSL's client, with its own floor lifted) are refused by the server.
+    for flag in ["-tls1_1", "-tls1"] {
+        let out = std::process::Command::new("openssl")
+            .args(["s_client", flag, "-cipher", "DEFAULT@SECLEVEL=0", "-connect", &addr])
+            .env("OPENSSL_CONF", "/dev/null")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{flag} was accepted:\n{text}");
+        eprintln!(
+            "{flag}: {}",
+            text.lines()
+                .find(|l| l.contains("alert") || l.contains("error"))
+                .unwrap_or("refused")
+        );
+        // "SSL alert number N" is an alert received from the server (rustls answers handshake_failure).
+        assert!(
+            text.contains("SSL alert number"),
+            "{flag}: not refused by the server:\n{text}"
+        );
+    }
+}

@@ -155,6 +155,8 @@ struct Observation {
     world: Observed,
     rest_base: String,
     cluster_info: Option<std::collections::BTreeMap<String, String>>,
+    /// Why the REST endpoint did not answer, when it was asked.
+    rest_error: Option<String>,
     taskmanager_replicas: i32,
     had_jobmanager: bool,
 }
@@ -183,10 +185,13 @@ async fn observe(
         .unwrap_or(0);
     let rest_base = flink::rest_url(&ctx.rest_url_template, &name, namespace, rest_port);
     let available = view.as_ref().is_some_and(DeploymentView::is_available);
-    let cluster_info = if available {
-        rest_cluster_info(fd, ctx, namespace, rest_port).await
+    let (cluster_info, rest_error) = if available {
+        match rest_cluster_info(fd, ctx, namespace, rest_port).await {
+            Ok(info) => (Some(info), None),
+            Err(e) => (None, Some(e)),
+        }
     } else {
-        None
+        (None, None)
     };
     let jobmanager_status = decide::jobmanager_status(view.as_ref(), cluster_info.is_some());
     // Pods outlive their Deployment for a while: the cluster is gone only when they are too.
@@ -222,7 +227,10 @@ async fn observe(
                 error: "no job id recorded for the trigger".into(),
             },
             (false, _) => TriggerState::Unknown {
-                error: "the REST endpoint does not answer".into(),
+                error: format!(
+                    "the REST endpoint does not answer: {}",
+                    rest_error.as_deref().unwrap_or("the JobManager is not available")
+                ),
             },
         });
     }
@@ -230,6 +238,7 @@ async fn observe(
         world,
         rest_base,
         cluster_info,
+        rest_error,
         taskmanager_replicas,
         had_jobmanager: previous
             .job_manager_deployment_status
@@ -376,6 +385,7 @@ fn with_cluster_fields(
         taskmanager_replicas: observed.taskmanager_replicas,
         job_state: Some(job_state),
         invalid_spec,
+        rest_error: observed.rest_error.clone(),
         now_millis: now.as_millisecond(),
         now: Time(now),
     });

@@ -148,6 +148,9 @@ pub struct StatusInputs<'a> {
     pub job_state: Option<String>,
     /// `error` comes from the spec (InvalidSpec), not from the job.
     pub invalid_spec: bool,
+    /// Why the cluster's REST endpoint did not answer, when it was asked and failed (shown in the Ready
+    /// condition: "does not answer" alone does not tell a refused connection from a timeout).
+    pub rest_error: Option<String>,
     pub now_millis: i64,
     pub now: Time,
 }
@@ -183,6 +186,7 @@ pub fn next_status(inputs: StatusInputs<'_>) -> FlinkDeploymentStatus {
     let readiness = Readiness {
         job_state: inputs.job_state.as_deref(),
         invalid_spec: inputs.invalid_spec,
+        rest_error: inputs.rest_error.as_deref(),
     };
     status.conditions = Some(ready_condition(
         &status,
@@ -198,6 +202,7 @@ pub fn next_status(inputs: StatusInputs<'_>) -> FlinkDeploymentStatus {
 struct Readiness<'a> {
     job_state: Option<&'a str>,
     invalid_spec: bool,
+    rest_error: Option<&'a str>,
 }
 
 /// The `Ready` condition; its transition time moves only when its status does.
@@ -229,7 +234,10 @@ fn ready_condition(
         (None, JobManagerDeploymentStatus::DeployedNotReady) => (
             "False",
             "RestNotReady",
-            "the JobManager runs; its REST endpoint does not answer yet".to_string(),
+            match readiness.rest_error {
+                Some(why) => format!("the JobManager runs; its REST endpoint does not answer: {why}"),
+                None => "the JobManager runs; its REST endpoint does not answer yet".to_string(),
+            },
         ),
     };
     let old = previous.conditions.iter().flatten().find(|c| c.type_ == "Ready");
@@ -426,6 +434,7 @@ mod tests {
             taskmanager_replicas: 2,
             job_state: None,
             invalid_spec: false,
+            rest_error: None,
             now_millis,
             now: Time(k8s_openapi::jiff::Timestamp::from_millisecond(now_millis).unwrap()),
         }
@@ -456,6 +465,27 @@ mod tests {
             condition.last_transition_time,
             first.conditions.as_ref().unwrap()[0].last_transition_time
         );
+    }
+
+    #[test]
+    fn rest_not_ready_says_why() {
+        let none = FlinkDeploymentStatus::default();
+        let mut failing = inputs(&none, JobManagerDeploymentStatus::DeployedNotReady, 1);
+        failing.rest_error = Some("GET http://x:8081/config timed out after 3s".into());
+        let status = next_status(failing);
+        let condition = &status.conditions.as_ref().unwrap()[0];
+        assert_eq!(condition.reason, "RestNotReady");
+        assert!(
+            condition
+                .message
+                .ends_with("does not answer: GET http://x:8081/config timed out after 3s"),
+            "{}",
+            condition.message
+        );
+        // The same failure again writes nothing new.
+        let mut again = inputs(&status, JobManagerDeploymentStatus::DeployedNotReady, 2);
+        again.rest_error = Some("GET http://x:8081/config timed out after 3s".into());
+        assert_eq!(next_status(again), status);
     }
 
     #[test]

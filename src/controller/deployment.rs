@@ -203,10 +203,13 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
     let name = fd.name_any();
     // The REST endpoint is asked only once the JobManager Deployment is available.
     let available = view.as_ref().is_some_and(DeploymentView::is_available);
-    let cluster_info = if available {
-        rest_cluster_info(fd, ctx, namespace, rest_port).await
+    let (cluster_info, rest_error) = if available {
+        match rest_cluster_info(fd, ctx, namespace, rest_port).await {
+            Ok(info) => (Some(info), None),
+            Err(e) => (None, Some(e)),
+        }
     } else {
-        None
+        (None, None)
     };
     let rest_ready = cluster_info.is_some();
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -221,6 +224,7 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         taskmanager_replicas,
         job_state: None,
         invalid_spec: true,
+        rest_error,
         now_millis: now.as_millisecond(),
         now: Time(now),
     });
@@ -247,21 +251,18 @@ pub(super) async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name:
     }
 }
 
-/// `clusterInfo` from the cluster's REST endpoint, or None while it does not answer.
+/// `clusterInfo` from the cluster's REST endpoint, or why it does not answer (for the Ready condition).
 pub(super) async fn rest_cluster_info(
     fd: &FlinkDeployment,
     ctx: &Context,
     namespace: &str,
     port: i32,
-) -> Option<BTreeMap<String, String>> {
+) -> Result<BTreeMap<String, String>, String> {
     let url = flink::rest_url(&ctx.rest_url_template, &fd.name_any(), namespace, port);
-    match ctx.rest.cluster_info(&url).await {
-        Ok(info) => Some(info),
-        Err(e) => {
-            info!(error = %e, "Flink REST endpoint not ready");
-            None
-        }
-    }
+    ctx.rest.cluster_info(&url).await.map_err(|e| {
+        info!(error = %e, "Flink REST endpoint not ready");
+        flink::truncate_chars(&e.to_string(), 500)
+    })
 }
 
 /// Applies every object of the cluster that changed; returns the JobManager Deployment as it is now and

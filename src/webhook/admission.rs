@@ -95,7 +95,7 @@ pub fn decide(endpoint: Endpoint, body: &[u8], defaults: &FlinkConfiguration) ->
     }
     let Some(object) = &request.object else {
         return Ok(finish(
-            allowed.deny("the request carries no object to admit"),
+            allowed.deny("request.object: missing; a CREATE or UPDATE review carries the object to admit"),
             kind,
             operation,
         ));
@@ -172,7 +172,20 @@ fn validate(kind: FlinkKind, object: &Value, old: Option<&Value>, defaults: &Fli
 
 /// Reads a raw object as its typed resource; the error names the offending field.
 fn typed<T: DeserializeOwned>(object: &Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(object).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    serde_path_to_error::deserialize(object).map_err(|e| field_error(&e.path().to_string(), &e.inner().to_string()))
+}
+
+/// A deserialization error as `field.path: what`. serde reports a missing field at its parent (`.` for the
+/// object itself), which would name no field: the missing one is named instead.
+fn field_error(path: &str, inner: &str) -> String {
+    let missing = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(field)) => format!("{field}: is required ({inner})"),
+        (parent, Some(field)) => format!("{parent}.{field}: is required ({inner})"),
+        (path, None) => format!("{path}: {inner}"),
+    }
 }
 
 fn deny_invalid(response: AdmissionResponse, message: String) -> AdmissionResponse {
@@ -197,5 +210,26 @@ fn operation_name(operation: &Operation) -> &'static str {
         Operation::Update => "UPDATE",
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_error;
+
+    #[test]
+    fn type_errors_start_with_the_field_path() {
+        assert_eq!(
+            field_error(".", "missing field `spec`"),
+            "spec: is required (missing field `spec`)"
+        );
+        assert_eq!(
+            field_error("spec.job", "missing field `jarURI`"),
+            "spec.job.jarURI: is required (missing field `jarURI`)"
+        );
+        assert_eq!(
+            field_error("spec.job.parallelism", "invalid type: string \"x\", expected i32"),
+            "spec.job.parallelism: invalid type: string \"x\", expected i32"
+        );
     }
 }

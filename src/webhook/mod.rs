@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::crd::FlinkConfiguration;
 use crate::telemetry::metrics::Metrics;
@@ -45,11 +46,28 @@ pub fn router(state: Arc<WebhookState>, body_limit: usize, request_timeout: Dura
         })
         .method_not_allowed_fallback(|| async { json_error(StatusCode::METHOD_NOT_ALLOWED, "use POST") })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(axum::middleware::from_fn_with_state(Guard { request_timeout }, guard))
         .with_state(state)
+}
+
+/// Limits checked around every request.
+#[derive(Clone, Copy)]
+struct Guard {
+    request_timeout: Duration,
+}
+
+/// Bounds the whole request in time (reading the body included), answering with a JSON error like every other
+/// failure. A body larger than the limit is refused by `DefaultBodyLimit` once the limit is read, not by its
+/// declared length: answering before the body is read makes the server close a connection the client is
+/// still writing to, and the client then sees a reset instead of the 413.
+async fn guard(State(limits): State<Guard>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("request not completed within {:?}", limits.request_timeout),
+        ),
+    }
 }
 
 async fn validate(

@@ -5,6 +5,11 @@
 #   controlplane.sh up WORKDIR       # start; returns once the API is ready
 #   controlplane.sh down WORKDIR     # stop (idempotent); keeps WORKDIR/logs
 #   controlplane.sh status WORKDIR   # exit 0 if running and ready
+#   controlplane.sh stop-apiserver WORKDIR     # SIGKILL kube-apiserver only (a crash; etcd keeps
+#                                              # running); its command line is kept for start-apiserver
+#   controlplane.sh start-apiserver WORKDIR    # start it again with the same flags and port; returns
+#                                              # once /readyz answers 200
+#   controlplane.sh restart-apiserver WORKDIR  # both
 #
 # `up` writes into WORKDIR:
 #   env                    KEY=VALUE lines: APISERVER_URL ADMIN_KUBECONFIG OPERATOR_KUBECONFIG
@@ -16,6 +21,7 @@
 #   pki/                   ca.crt/ca.key, apiserver.crt/.key (SANs 127.0.0.1, localhost, 10.0.0.1,
 #                          kubernetes[.default[.svc[.cluster.local]]]), sa.key/sa.pub
 #   tokens.csv, etcd.pid, apiserver.pid, logs/{etcd,kube-apiserver}.log, etcd-data/
+#   apiserver.cmdline      (stop-apiserver) the stopped apiserver's arguments, NUL-separated
 #
 # Binaries: $ETCD_BIN (default: etcd on PATH) and $KUBE_APISERVER_BIN (default:
 # $CACHE_DIR/kubernetes-1.20.2/bin/kube-apiserver, built by install.sh / build-kube.sh).
@@ -344,9 +350,68 @@ cmd_status() {
     [[ $code == 200 ]]
 }
 
+# --------------------------------------------------------------------- apiserver faults
+
+# env_value KEY: a value from WORKDIR/env.
+env_value() {
+    sed -n "s/^$1=//p" "$W/env"
+}
+
+apiserver_ready() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$PKI/ca.crt" \
+        -H "Authorization: Bearer $(env_value ADMIN_TOKEN)" "$(env_value APISERVER_URL)/readyz" || true)
+    [[ $code == 200 ]]
+}
+
+cmd_stop_apiserver() {
+    [[ -f $W/env ]] || die "no control plane is up in $W"
+    local pid
+    pid=$(read_pid "$APISERVER_PIDFILE")
+    if [[ -z $pid ]] || ! pid_has_arg "$pid" "$APISERVER_ARG"; then
+        die "kube-apiserver of $W is not running"
+    fi
+    # The exact arguments, so that start-apiserver brings back the same server (port, certificates, etcd).
+    cp "/proc/$pid/cmdline" "$W/apiserver.cmdline"
+    log "killing kube-apiserver (pid $pid, SIGKILL)"
+    kill -KILL "$pid"
+    wait_until 10 "kube-apiserver (pid $pid) to die" _pid_gone "$pid" || die "kube-apiserver (pid $pid) survived SIGKILL"
+    rm -f "$APISERVER_PIDFILE"
+}
+
+cmd_start_apiserver() {
+    [[ -f $W/apiserver.cmdline ]] || die "no stopped kube-apiserver to start in $W (run stop-apiserver first)"
+    [[ -z $(component_pids "$APISERVER_PIDFILE" "$APISERVER_ARG") ]] || die "kube-apiserver of $W is already running"
+    local start pid
+    local -a args=()
+    start=$(now)
+    mapfile -d '' -t args <"$W/apiserver.cmdline"
+    printf '===== controlplane.sh: start-apiserver =====\n' >>"$LOG_DIR/kube-apiserver.log"
+    start_bg kube-apiserver "$APISERVER_PIDFILE" "$LOG_DIR/kube-apiserver.log" "${args[@]}"
+    pid=$(read_pid "$APISERVER_PIDFILE")
+    sed -i "s/^APISERVER_PID=.*/APISERVER_PID=$pid/" "$W/env"
+    # The port was ours a moment ago; a server that cannot bind it again fails here instead of hanging.
+    wait_until "$READY_TIMEOUT" "kube-apiserver /readyz after the restart" apiserver_ready_or_dead "$pid" ||
+        die "kube-apiserver did not become ready again (log: $LOG_DIR/kube-apiserver.log)"
+    pid_alive "$pid" || die "kube-apiserver exited during start-up (log: $LOG_DIR/kube-apiserver.log)"
+    rm -f "$W/apiserver.cmdline"
+    log "kube-apiserver (pid $pid) ready again after $(elapsed "$start")s"
+}
+
+# True once the apiserver is ready, or once it died (the caller tells the two apart).
+apiserver_ready_or_dead() {
+    ! pid_alive "$1" || apiserver_ready
+}
+
 case $cmd in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+stop-apiserver) cmd_stop_apiserver ;;
+start-apiserver) cmd_start_apiserver ;;
+restart-apiserver)
+    cmd_stop_apiserver
+    cmd_start_apiserver
+    ;;
 *) usage ;;
 esac

@@ -194,6 +194,36 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: flink-operato
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Runs a `controlplane.sh` subcommand on this control plane's work directory; panics if it fails.
+    fn controlplane(&self, command: &str) {
+        let workdir = self
+            .workdir
+            .as_ref()
+            .expect("only the local control plane can be stopped and started");
+        let out = Command::new("bash")
+            .arg(repo().join("tests/env/controlplane.sh"))
+            .arg(command)
+            .arg(workdir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "controlplane.sh {command} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// SIGKILLs kube-apiserver (etcd keeps running): every watch and request in flight breaks at once.
+    pub fn stop_apiserver(&self) {
+        self.controlplane("stop-apiserver");
+    }
+
+    /// Starts kube-apiserver again with the same flags and port; returns once its /readyz answers 200.
+    pub fn start_apiserver(&self) {
+        self.controlplane("start-apiserver");
+    }
+
     /// Registers the operator's webhook (at `https://127.0.0.1:port`) with the API server.
     pub fn register_webhook(&self, port: u16, ca_file: &Path) {
         let out = Command::new(super::operator_bin())
@@ -296,9 +326,20 @@ impl OperatorEnv {
     /// SIGKILLs the operator (no shutdown of any kind) and starts a fresh process with the same arguments;
     /// returns once the new one is ready. The old process's log is kept as `operator.log.N`.
     pub async fn restart_operator(&mut self) {
+        self.kill_operator();
+        self.start_operator().await;
+    }
+
+    /// SIGKILLs the operator and reaps it; `start_operator` starts the next one.
+    pub fn kill_operator(&mut self) {
         let pid = self.operator.child.id().to_string();
         let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
         let _ = self.operator.child.wait();
+    }
+
+    /// Starts a fresh operator process with the same arguments (after `kill_operator`); returns once it is
+    /// ready. The previous process's log is kept as `operator.log.N`.
+    pub async fn start_operator(&mut self) {
         let n = std::fs::read_dir(self.certs.path()).map(|d| d.count()).unwrap_or(0);
         let log = self.certs.path().join("operator.log");
         let _ = std::fs::rename(&log, self.certs.path().join(format!("operator.log.{n}")));

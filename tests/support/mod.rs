@@ -6,6 +6,7 @@ pub mod flink;
 pub mod helm;
 pub mod jar_server;
 pub mod node;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
