@@ -564,21 +564,10 @@ fn job_lifecycle_in_pods(version: &str) {
     );
 
     // The upgrade: more slots and parallelism (not an IGNORE change, not a reactive scale).
-    let patch = serde_json::json!({"spec": {
+    patch_spec(serde_json::json!({
         "job": {"parallelism": 2},
         "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
-    }})
-    .to_string();
-    node.kubectl_ok(&[
-        "-n",
-        &ns,
-        "patch",
-        "flinkdeployment",
-        &name,
-        "--type=merge",
-        "-p",
-        &patch,
-    ]);
+    }));
     // Kill the operator as soon as it has recorded the stop-with-savepoint it sends.
     let recorded = poll_until(
         "the operator to record the stop-with-savepoint",
