@@ -42,10 +42,13 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
     eprintln!("operator deployed in {:.1}s", started.elapsed().as_secs_f64());
 
     // The kubelet ran the startup, liveness and readiness probes against the admin server: Ready, no restart.
-    let pods = operator_pods(node);
-    let pods = pods["items"].as_array().unwrap();
-    assert_eq!(pods.len(), 1, "one operator pod: {pods:#?}");
-    let pod = &pods[0];
+    // (When another test of this process deployed the operator first, deploy_operator rolled it: the old pod
+    // may still be terminating for a few seconds.)
+    let pod = poll_until("a single operator pod, Ready", Duration::from_secs(120), || {
+        let pods = operator_pods(node)["items"].as_array()?.clone();
+        (pods.len() == 1 && pods[0]["status"]["containerStatuses"][0]["ready"] == true).then(|| pods[0].clone())
+    });
+    let pod = &pod;
     let pod_name = pod["metadata"]["name"].as_str().unwrap().to_string();
     let ready = pod["status"]["conditions"]
         .as_array()
