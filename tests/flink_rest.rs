@@ -59,8 +59,12 @@ async fn job_lifecycle(version: &str) {
     let info = client.cluster_info(base).await.unwrap();
     assert_eq!(info.get("flink-version").map(String::as_str), Some(version));
     assert!(info.contains_key("flink-revision"));
-    let overview = client.overview(base).await.unwrap();
-    assert_eq!((overview.taskmanagers, overview.slots_total), (1, 2), "{overview:?}");
+    // A TaskManager can be listed a moment before its slots are (seen under load): wait for both.
+    let overview = support::eventually("the TaskManager and its 2 slots", Duration::from_secs(30), || async {
+        let overview = client.overview(base).await.ok()?;
+        ((overview.taskmanagers, overview.slots_total) == (1, 2)).then_some(overview)
+    })
+    .await;
     assert_eq!(overview.flink_version.as_deref(), Some(version));
 
     // Upload and run the test job (checkpoints every 500 ms).
