@@ -414,6 +414,22 @@ fn reactive_rescale(version: &str) {
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
+/// Polls Flink's checkpoint statistics of `job` until `latest.<kind>` (`restored` or `completed`) has a path.
+fn latest_checkpoint_path(
+    node: &support::node::Node,
+    namespace: &str,
+    name: &str,
+    job: &str,
+    kind: &str,
+    what: &str,
+    deadline: Duration,
+) -> String {
+    poll_until(what, deadline, || {
+        let stats = flink_rest(node, namespace, name, &format!("/jobs/{job}/checkpoints"))?;
+        stats["latest"][kind]["external_path"].as_str().map(str::to_string)
+    })
+}
+
 /// An example FlinkDeployment for Flink `version` ("1.20" or "2.3"): its image and `flinkVersion`, and the state
 /// directory keys of that major (1.x `state.checkpoints.dir` / `state.savepoints.dir`, 2.x
 /// `execution.checkpointing.dir` / `execution.checkpointing.savepoint-dir`), named `name`, state under
@@ -618,15 +634,14 @@ fn job_lifecycle_in_pods(version: &str) {
     assert_eq!(savepoint["triggerType"], "UPGRADE", "{:#}", after["status"]);
     let location = savepoint["location"].as_str().unwrap().to_string();
     // Flink says where the new job's state came from.
-    let restored = poll_until(
+    let restored = latest_checkpoint_path(
+        node,
+        &ns,
+        &name,
+        &new_job,
+        "restored",
         "the restore in Flink's checkpoint statistics",
         Duration::from_secs(60),
-        || {
-            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{new_job}/checkpoints"))?;
-            stats["latest"]["restored"]["external_path"]
-                .as_str()
-                .map(str::to_string)
-        },
     );
     let tail = |path: &str| {
         path.trim_end_matches('/')
@@ -667,29 +682,27 @@ fn job_lifecycle_in_pods(version: &str) {
     patch_spec(serde_json::json!({"job": {"state": "running"}}));
     let resumed_fd = stable();
     let resumed_job = resumed_fd["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
-    let restored = poll_until(
+    let restored = latest_checkpoint_path(
+        node,
+        &ns,
+        &name,
+        &resumed_job,
+        "restored",
         "the resume's restore in Flink's statistics",
         Duration::from_secs(60),
-        || {
-            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{resumed_job}/checkpoints"))?;
-            stats["latest"]["restored"]["external_path"]
-                .as_str()
-                .map(str::to_string)
-        },
     );
     assert_eq!(tail(&restored), tail(&suspend_savepoint), "resumed from {restored}");
 
     // last-state (switching the mode is itself IGNORE) with a parallelism change: no savepoint is taken, the
     // new job restores from the latest checkpoint.
-    poll_until(
+    latest_checkpoint_path(
+        node,
+        &ns,
+        &name,
+        &resumed_job,
+        "completed",
         "a completed checkpoint of the resumed job",
         Duration::from_secs(120),
-        || {
-            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{resumed_job}/checkpoints"))?;
-            stats["latest"]["completed"]["external_path"]
-                .as_str()
-                .map(str::to_string)
-        },
     );
     let history = |fd: &serde_json::Value| {
         fd["status"]["jobStatus"]["savepointInfo"]["savepointHistory"]
@@ -705,15 +718,14 @@ fn job_lifecycle_in_pods(version: &str) {
     });
     assert_eq!(history(&last_state), history_before, "last-state took a savepoint");
     let last_job = last_state["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
-    let restored = poll_until(
+    let restored = latest_checkpoint_path(
+        node,
+        &ns,
+        &name,
+        &last_job,
+        "restored",
         "the last-state restore in Flink's statistics",
         Duration::from_secs(60),
-        || {
-            let stats = flink_rest(node, &ns, &name, &format!("/jobs/{last_job}/checkpoints"))?;
-            stats["latest"]["restored"]["external_path"]
-                .as_str()
-                .map(str::to_string)
-        },
     );
     assert!(restored.contains("chk-"), "not restored from a checkpoint: {restored}");
 
