@@ -6,10 +6,9 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::node::{node_test, poll_until};
+use support::node::{node_test, poll_until, repo_file};
 
 const OPERATOR_NS: &str = "flink-operator";
 
@@ -23,14 +22,6 @@ fn operator_pods(node: &support::node::Node) -> serde_json::Value {
         "-l",
         "app.kubernetes.io/name=flink-operator",
     ])
-}
-
-fn repo_file(relative: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(relative)
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

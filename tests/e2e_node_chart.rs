@@ -8,13 +8,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 use support::helm::{chart, helm};
-use support::node::{Node, node_test, poll_until};
+use support::node::{Node, node_test, poll_until, repo_file};
 
 const RELEASE: &str = "flink-operator";
 const RELEASE_NS: &str = "flink-operator";
@@ -22,14 +21,6 @@ const RELEASE_NS: &str = "flink-operator";
 const CERTS_SECRET: &str = "flink-operator-webhook-certs";
 const INVALID: &str = "examples/invalid/parallelism-zero.yaml";
 const INVALID_NAME: &str = "invalid-parallelism-zero";
-
-fn repo_file(relative: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(relative)
-        .to_str()
-        .unwrap()
-        .to_string()
-}
 
 fn kubeconfig(node: &Node) -> String {
     node.admin_kubeconfig.to_str().unwrap().to_string()

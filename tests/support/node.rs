@@ -15,6 +15,14 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+/// A file of this repository, as a path string for kubectl.
+pub fn repo_file(relative: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(relative)
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Who holds the node on this machine (cluster.sh writes its WORKDIR there on `up`).
 const OWNER_FILE: &str = "/run/flink-operator-node.owner";
 /// Held by the test process that owns the node.
