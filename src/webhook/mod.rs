@@ -114,7 +114,7 @@ fn answer(
                 .webhook_duration
                 .with_label_values(&[endpoint.as_str(), decision.kind])
                 .observe(started.elapsed().as_secs_f64());
-            axum::Json(encode_review(&decision.review)).into_response()
+            axum::Json(&decision.review).into_response()
         }
         Err(malformed) => {
             state
@@ -125,22 +125,6 @@ fn answer(
             json_error(StatusCode::BAD_REQUEST, &malformed.0)
         }
     }
-}
-
-/// The review as the API defines it on the wire: kube serializes the patch bytes as a number array,
-/// while `AdmissionResponse.patch` is a base64 string in the Kubernetes API.
-fn encode_review(review: &kube::core::admission::AdmissionReview<kube::core::DynamicObject>) -> serde_json::Value {
-    use base64::Engine as _;
-    let mut value = serde_json::to_value(review).unwrap_or_else(|_| json!({}));
-    if let Some(patch) = review.response.as_ref().and_then(|r| r.patch.as_ref())
-        && let Some(response) = value.get_mut("response").and_then(serde_json::Value::as_object_mut)
-    {
-        response.insert(
-            "patch".into(),
-            json!(base64::engine::general_purpose::STANDARD.encode(patch)),
-        );
-    }
-    value
 }
 
 /// An error answer that a client (or a person with curl) can read.

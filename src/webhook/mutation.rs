@@ -1,5 +1,7 @@
 //! Defaulting: what the mutating webhook adds to an object (pure).
 
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation};
 use serde_json::{Value, json};
 
 use super::admission::FlinkKind;
@@ -9,55 +11,79 @@ pub const TARGET_SESSION_LABEL: &str = "target.session";
 
 /// Returns `object` with the defaults filled in; present values are kept.
 pub fn with_defaults(kind: FlinkKind, object: &Value) -> Value {
-    let mut object = object.clone();
+    let patch = defaults_patch(kind, object);
+    let mut defaulted = object.clone();
+    // The patch only adds members to objects it has just seen, so applying it cannot fail.
+    let _ = json_patch::patch(&mut defaulted, &patch);
+    defaulted
+}
+
+/// The RFC 6902 patch that applies the defaults to `object` (empty when nothing is missing). Built directly
+/// from what is missing: diffing the whole object against a defaulted copy cost more than the rest of a
+/// mutating request.
+pub fn defaults_patch(kind: FlinkKind, object: &Value) -> json_patch::Patch {
+    let mut patch = Vec::new();
+    let spec = object.get("spec").and_then(Value::as_object);
     match kind {
         FlinkKind::FlinkDeployment => {
-            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
-                if spec.get("mode").is_none_or(Value::is_null) {
-                    spec.insert("mode".into(), json!("native"));
+            if let Some(spec) = spec {
+                if missing(spec.get("mode")) {
+                    add(&mut patch, &["spec", "mode"], json!("native"));
                 }
-                default_job(spec.get_mut("job"));
+                default_job(&mut patch, spec.get("job"));
             }
         }
         FlinkKind::FlinkSessionJob => {
-            let deployment_name = object
-                .pointer("/spec/deploymentName")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
-                default_job(spec.get_mut("job"));
+            if let Some(spec) = spec {
+                default_job(&mut patch, spec.get("job"));
             }
-            if let Some(name) = deployment_name
-                && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
-            {
-                let labels = metadata.entry("labels").or_insert_with(|| json!({}));
-                if labels.is_null() {
-                    *labels = json!({});
-                }
-                if let Some(labels) = labels.as_object_mut() {
-                    labels.insert(TARGET_SESSION_LABEL.into(), Value::String(name));
+            let deployment_name = spec.and_then(|s| s.get("deploymentName")).and_then(Value::as_str);
+            let metadata = object.get("metadata").and_then(Value::as_object);
+            if let (Some(name), Some(metadata)) = (deployment_name, metadata) {
+                match metadata.get("labels") {
+                    None | Some(Value::Null) => {
+                        add(
+                            &mut patch,
+                            &["metadata", "labels"],
+                            json!({ TARGET_SESSION_LABEL: name }),
+                        );
+                    }
+                    Some(Value::Object(labels))
+                        if labels.get(TARGET_SESSION_LABEL).and_then(Value::as_str) != Some(name) =>
+                    {
+                        add(&mut patch, &["metadata", "labels", TARGET_SESSION_LABEL], json!(name));
+                    }
+                    // Labels that are not an object are the API server's to refuse.
+                    Some(_) => {}
                 }
             }
         }
     }
-    object
+    json_patch::Patch(patch)
 }
 
-fn default_job(job: Option<&mut Value>) {
-    let Some(job) = job.and_then(Value::as_object_mut) else {
+fn missing(value: Option<&Value>) -> bool {
+    value.is_none_or(Value::is_null)
+}
+
+fn default_job(patch: &mut Vec<PatchOperation>, job: Option<&Value>) {
+    let Some(job) = job.and_then(Value::as_object) else {
         return;
     };
-    if job.get("upgradeMode").is_none_or(Value::is_null) {
-        job.insert("upgradeMode".into(), json!("stateless"));
+    if missing(job.get("upgradeMode")) {
+        add(patch, &["spec", "job", "upgradeMode"], json!("stateless"));
     }
-    if job.get("state").is_none_or(Value::is_null) {
-        job.insert("state".into(), json!("running"));
+    if missing(job.get("state")) {
+        add(patch, &["spec", "job", "state"], json!("running"));
     }
 }
 
-/// The RFC 6902 patch that applies the defaults to `object` (empty when nothing is missing).
-pub fn defaults_patch(kind: FlinkKind, object: &Value) -> json_patch::Patch {
-    json_patch::diff(object, &with_defaults(kind, object))
+/// An `add`, which also replaces a member that is there (as null).
+fn add(patch: &mut Vec<PatchOperation>, path: &[&str], value: Value) {
+    patch.push(PatchOperation::Add(AddOperation {
+        path: PointerBuf::from_tokens(path.iter().copied()),
+        value,
+    }));
 }
 
 #[cfg(test)]
@@ -111,6 +137,22 @@ mod tests {
             out["metadata"]["labels"],
             json!({"team": "a", "target.session": "session"})
         );
+    }
+
+    #[test]
+    fn null_members_count_as_missing() {
+        let object = json!({"spec": {"mode": null, "job": {"upgradeMode": null, "state": "suspended"}}});
+        let out = with_defaults(FlinkKind::FlinkDeployment, &object);
+        assert_eq!(
+            out,
+            json!({"spec": {"mode": "native", "job": {"upgradeMode": "stateless", "state": "suspended"}}})
+        );
+        let job = json!({"metadata": {"labels": null}, "spec": {"deploymentName": "s"}});
+        let out = with_defaults(FlinkKind::FlinkSessionJob, &job);
+        assert_eq!(out["metadata"]["labels"], json!({"target.session": "s"}));
+        let numbered = json!({"metadata": {"labels": {"target.session": 1}}, "spec": {"deploymentName": "s"}});
+        let out = with_defaults(FlinkKind::FlinkSessionJob, &numbered);
+        assert_eq!(out["metadata"]["labels"], json!({"target.session": "s"}));
     }
 
     #[test]
