@@ -9,6 +9,9 @@ use std::path::Path;
 use crate::crd::FlinkConfiguration;
 use crate::flink_config::OPERATOR_PREFIX;
 
+/// Upstream's key for the number of reconciliations at once.
+pub const RECONCILE_PARALLELISM: &str = "kubernetes.operator.reconcile.parallelism";
+
 #[derive(Clone, Debug, Default)]
 pub struct OperatorConfig {
     /// Every key from the file, values as strings.
@@ -81,6 +84,22 @@ impl OperatorConfig {
         }
     }
 
+    /// How many reconciliations may run at once (`kubernetes.operator.reconcile.parallelism`, upstream's key
+    /// and default 200); -1, as upstream, or 0 mean no limit.
+    pub fn reconcile_parallelism(&self) -> Result<u16, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            key: RECONCILE_PARALLELISM.to_string(),
+            reason: reason.to_string(),
+        };
+        match self.get(RECONCILE_PARALLELISM).map(str::trim) {
+            None => Ok(200),
+            Some("-1") => Ok(0),
+            Some(text) => text
+                .parse::<u16>()
+                .map_err(|_| invalid("must be a whole number from 0 to 65535, or -1 for no limit")),
+        }
+    }
+
     /// An operator option.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(String::as_str)
@@ -90,6 +109,20 @@ impl OperatorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconcile_parallelism_defaults_to_upstreams_and_minus_one_lifts_the_limit() {
+        let parallelism = |text: &str| OperatorConfig::parse(text, "t").unwrap().reconcile_parallelism();
+        assert_eq!(OperatorConfig::default().reconcile_parallelism().unwrap(), 200);
+        assert_eq!(parallelism("kubernetes.operator.reconcile.parallelism: 8").unwrap(), 8);
+        assert_eq!(parallelism("kubernetes.operator.reconcile.parallelism: -1").unwrap(), 0);
+        let error = parallelism("kubernetes.operator.reconcile.parallelism: lots").unwrap_err();
+        assert!(
+            error.to_string().contains("kubernetes.operator.reconcile.parallelism"),
+            "{error}"
+        );
+        assert!(parallelism("kubernetes.operator.reconcile.parallelism: 70000").is_err());
+    }
 
     #[test]
     fn splits_operator_and_flink_keys() {

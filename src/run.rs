@@ -172,6 +172,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let defaults = config.flink_defaults();
     let resync = config.duration(RECONCILE_INTERVAL, Duration::from_secs(60))?;
+    let reconcile_parallelism = config.reconcile_parallelism()?;
     let metrics = Metrics::new().context("cannot create the metrics registry")?;
     let health = Health::new();
     // Closed until every part has registered its own gates: the admin server answers from the start, and a
@@ -284,6 +285,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     .context("cannot set up fetching session job jars (--jar-ca-file)")?,
                 rest_url_template: opts.flink_rest_url.clone(),
                 resync,
+                reconcile_parallelism,
             };
             move || controller::run(client, namespaces, settings, metrics, health, shutdown)
         };

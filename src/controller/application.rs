@@ -15,10 +15,13 @@ use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
 use super::Context;
+use super::cache::cached_or_get;
 use super::decide::{self, DeploymentView, StatusInputs};
 use super::deployment::{Error, apply_objects, jobmanager_pod_failure, publish, rest_cluster_info, write_status};
 use super::job::{self, Desired, JobAction, JobSettings, Observed, ObservedJob, TriggerState};
-use crate::crd::{FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, SavepointTriggerType};
+use crate::crd::{
+    FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, KubernetesDeploymentMode, SavepointTriggerType,
+};
 use crate::flink::{self, JobResult, SavepointRequest, StopRequest};
 use crate::flink_config;
 use crate::resources::{self, Deploy};
@@ -169,9 +172,23 @@ async fn observe(
     previous: &FlinkDeploymentStatus,
 ) -> Observation {
     let name = fd.name_any();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let jobmanager = deployments.get_opt(&name).await.ok().flatten();
-    let taskmanager = deployments.get_opt(&format!("{name}-taskmanager")).await.ok().flatten();
+    let cached = |name: &str| ctx.cache.deployment(namespace, name);
+    let jobmanager = cached_or_get(cached(&name), &ctx.client, namespace, &name)
+        .await
+        .ok()
+        .flatten();
+    // Only a standalone cluster has a TaskManager Deployment: for a native one the (synced) watch's word that
+    // there is none is enough, without asking the API server on every look.
+    let taskmanager_name = format!("{name}-taskmanager");
+    let taskmanager = match running_spec.mode() {
+        KubernetesDeploymentMode::Standalone => {
+            cached_or_get(cached(&taskmanager_name), &ctx.client, namespace, &taskmanager_name)
+                .await
+                .ok()
+                .flatten()
+        }
+        KubernetesDeploymentMode::Native => cached(&taskmanager_name).map(|d| d.as_ref().clone()),
+    };
     let mut view = jobmanager.as_ref().map(DeploymentView::of);
     if let Some(v) = view.as_mut().filter(|v| v.failure.is_none() && !v.is_available()) {
         v.failure = jobmanager_pod_failure(ctx, namespace, &name).await;
@@ -251,7 +268,7 @@ async fn cluster_pods_exist(ctx: &Context, namespace: &str, name: &str) -> bool 
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("app={name},component in (jobmanager,taskmanager)");
     match pods
-        .list_metadata(&ListParams::default().labels(&selector).limit(1))
+        .list_metadata(&ListParams::default().labels(&selector).limit(1).match_any())
         .await
     {
         Ok(list) => !list.items.is_empty(),

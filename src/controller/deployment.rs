@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::cache::{Seen, cached_or_get};
 use super::decide::{self, DeploymentView, StatusInputs};
 use super::{Context, MANAGER};
 use crate::crd::{FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, JobManagerDeploymentStatus, UpgradeMode};
@@ -98,17 +99,23 @@ pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     let namespace = fd.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, fd.clone(), |event| async {
-        match event {
-            Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
-            Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    let with_finalizer = super::ensure_finalizer(&api, fd.clone(), FINALIZER)
+        .await
+        .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
+    let result = match with_finalizer {
+        Ok(object) => finalizer(&api, FINALIZER, object, |event| async {
+            match event {
+                Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
+                Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        }),
+        Err(e) => Err(e),
+    };
     ctx.metrics.reconciled("FlinkDeployment", result.is_ok(), started);
     if let Err(e) = &result
         && !matches!(e, Error::CleanupPending)
@@ -138,7 +145,6 @@ pub fn error_policy(_: Arc<FlinkDeployment>, error: &Error, _: Arc<Context>) -> 
 
 async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<Action, Error> {
     let previous = fd.status.clone().unwrap_or_default();
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
 
     // A spec that breaks a rule is reported; the last valid spec keeps running untouched.
     let cluster = validation::validate_deployment(fd, None, &ctx.defaults)
@@ -168,7 +174,12 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
             if previous.error.as_deref() != Some(error.as_str()) {
                 publish(ctx, fd, EventType::Warning, "ValidationError", &error, "Validate").await;
             }
-            let jobmanager = deployments.get_opt(&fd.name_any()).await.ok().flatten();
+            let name = fd.name_any();
+            let cached = ctx.cache.deployment(namespace, &name);
+            let jobmanager = cached_or_get(cached, &ctx.client, namespace, &name)
+                .await
+                .ok()
+                .flatten();
             if jobmanager.is_none() && had_jobmanager {
                 publish(
                     ctx,
@@ -242,7 +253,9 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
 pub(super) async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name: &str) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let selector = format!("app={name},component=jobmanager");
-    match pods.list(&ListParams::default().labels(&selector)).await {
+    // From the API server's watch cache (resourceVersion 0): a moment's staleness is fine for a diagnosis,
+    // and it spares etcd a read for every JobManager that is not available yet.
+    match pods.list(&ListParams::default().labels(&selector).match_any()).await {
         Ok(list) => decide::jobmanager_pod_failure(&list.items),
         Err(e) => {
             warn!(error = %e, "cannot list JobManager pods");
@@ -273,16 +286,36 @@ pub(super) async fn apply_objects(
     objects: ClusterObjects,
 ) -> Result<(Deployment, bool), Error> {
     let client = &ctx.client;
-    apply_if_changed(client, namespace, objects.config_map, Error::ApplyConfigMap).await?;
+    let cache = &ctx.cache;
+    let seen = cache.config_map_seen(namespace, &objects.config_map.name_any());
+    apply_if_changed(client, namespace, objects.config_map, seen, Error::ApplyConfigMap).await?;
     for service in objects.services {
-        apply_if_changed::<Service>(client, namespace, service, Error::ApplyService).await?;
+        let seen = cache.service_seen(namespace, &service.name_any());
+        apply_if_changed::<Service>(client, namespace, service, seen, Error::ApplyService).await?;
     }
-    let jobmanager = apply_if_changed(client, namespace, objects.jobmanager, Error::ApplyJobManagerDeployment).await?;
+    let cached = cache.deployment(namespace, &objects.jobmanager.name_any());
+    let seen = super::cache::seen(cached.as_deref());
+    let jobmanager = match apply_if_changed(
+        client,
+        namespace,
+        objects.jobmanager,
+        seen,
+        Error::ApplyJobManagerDeployment,
+    )
+    .await?
+    {
+        Some(applied) => applied,
+        // Unchanged, as the watch's copy says: that copy is the live object (`seen` came from it, so it is
+        // there).
+        None => (cached.map(|c| c.as_ref().clone()).unwrap_or_default(), false),
+    };
     if let Some(taskmanager) = objects.taskmanager {
-        apply_if_changed(client, namespace, taskmanager, Error::ApplyTaskManagerDeployment).await?;
+        let seen = cache.deployment_seen(namespace, &taskmanager.name_any());
+        apply_if_changed(client, namespace, taskmanager, seen, Error::ApplyTaskManagerDeployment).await?;
     }
     if let Some(ingress) = objects.ingress {
-        apply_if_changed::<Ingress>(client, namespace, ingress, Error::ApplyIngress).await?;
+        // Ingresses are not watched (rare, and never read back): the API server is asked.
+        apply_if_changed::<Ingress>(client, namespace, ingress, Seen::Unknown, Error::ApplyIngress).await?;
     }
     Ok(jobmanager)
 }
@@ -293,14 +326,17 @@ fn hash_of<K: Serialize>(object: &K) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Server-side applies `object` unless the live object carries the same applied hash; returns the
-/// object as it is now and whether it had to be created.
+/// Server-side applies `object` unless the live object carries the same applied hash. `seen` is what the
+/// watch last saw of it: a hit with the same hash costs no API call at all, a miss asks the API server.
+/// Returns the object as it is now and whether it had to be created, or None when the watch's copy was
+/// current and nothing was sent.
 async fn apply_if_changed<K>(
     client: &kube::Client,
     namespace: &str,
     mut object: K,
+    seen: Seen,
     error: fn(kube::Error) -> Error,
-) -> Result<(K, bool), Error>
+) -> Result<Option<(K, bool)>, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -311,20 +347,21 @@ where
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = object.name_any();
     let hash = hash_of(&object);
-    let live = api.get_opt(&name).await.map_err(error)?;
-    let created = live.is_none();
-    if let Some(live) = live
-        && live.annotations().get(APPLIED_HASH) == Some(&hash)
-    {
-        return Ok((live, false));
-    }
+    let created = match seen {
+        Seen::Present(live) if live.as_deref() == Some(hash.as_str()) => return Ok(None),
+        Seen::Present(_) => false,
+        Seen::Unknown => match api.get_opt(&name).await.map_err(error)? {
+            Some(live) if live.annotations().get(APPLIED_HASH) == Some(&hash) => return Ok(Some((live, false))),
+            live => live.is_none(),
+        },
+    };
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
     info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
     let applied = api
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
         .await
         .map_err(error)?;
-    Ok((applied, created))
+    Ok(Some((applied, created)))
 }
 
 pub(super) async fn write_status(
@@ -400,10 +437,9 @@ async fn cleanup(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result
         delete_ha_data(client, namespace, &name).await?;
     }
     // Done only when the JobManager and TaskManagers are really gone (deletion can be asynchronous).
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     for deployment in [&name, &taskmanager] {
-        let live = deployments
-            .get_opt(deployment)
+        let cached = ctx.cache.deployment(namespace, deployment);
+        let live = cached_or_get::<Deployment>(cached, client, namespace, deployment)
             .await
             .map_err(|source| Error::DeleteObject {
                 what: format!("Deployment {namespace}/{deployment}"),

@@ -5,6 +5,7 @@
 //! `status.error` and as a Warning `ValidationError` event.
 
 mod application;
+pub mod cache;
 mod decide;
 mod deployment;
 pub mod job;
@@ -14,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, reflector, reflector::reflector as reflect, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -49,6 +51,8 @@ pub struct Context {
     pub rest_url_template: String,
     /// How often a resource is looked at again without events (`kubernetes.operator.reconcile.interval`).
     pub resync: Duration,
+    /// What the watches last saw of the FlinkDeployments and the objects the operator owns.
+    pub cache: cache::Cache,
 }
 
 /// Operator settings the controllers need.
@@ -59,6 +63,8 @@ pub struct Settings {
     pub jars: JarFetcher,
     pub rest_url_template: String,
     pub resync: Duration,
+    /// Reconciliations running at once per controller and watch scope (0: no limit).
+    pub reconcile_parallelism: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +136,69 @@ pub async fn run(
         controller: MANAGER.to_string(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut cache = cache::Cache::default();
+    let mut deployment_controllers = Vec::new();
+    for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
+        // Owned Deployments wake their FlinkDeployment when their status changes, owned Services and
+        // ConfigMaps when someone changes or deletes them; each watch counts for readiness like the main one.
+        // Reconciliations read these objects from the watches' stores (`cache`).
+        let owned = OwnedWatch {
+            client: &client,
+            namespaces: &namespaces,
+            ns: &ns,
+            health: &health,
+            shutdown: &shutdown,
+        };
+        let (owned_deployments, store) = owned.watch::<Deployment>("deployments", &mut tasks);
+        cache.deployments.push(store);
+        // Services and ConfigMaps are read for their applied hash only: their metadata is enough.
+        let (owned_services, store) = owned.watch::<PartialObjectMeta<Service>>("services", &mut tasks);
+        cache.services.push(store);
+        let (owned_configmaps, store) = owned.watch::<PartialObjectMeta<ConfigMap>>("configmaps", &mut tasks);
+        cache.config_maps.push(store);
+        let (store, writer) = reflector::store::<FlinkDeployment>();
+        let trigger = reflect(
+            writer,
+            watcher(api, watcher::Config::default())
+                .backoff(WatchBackoff::default())
+                .modify(cache::slim),
+        )
+        .applied_objects();
+        let controller = Controller::for_stream(trigger, store.clone())
+            .with_config(controller_config(settings.reconcile_parallelism))
+            .owns_stream(owned_deployments)
+            .owns_stream(owned_services)
+            .owns_stream(owned_configmaps);
+        cache.flink_deployments.push(store.clone());
+        tasks.spawn(mark_synced(
+            store,
+            health.clone(),
+            format!("watch:flinkdeployments:{ns}"),
+            shutdown.clone(),
+        ));
+        deployment_controllers.push(controller);
+    }
+    let mut session_job_controllers = Vec::new();
+    let mut session_job_stores = Vec::new();
+    for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
+        let controller = Controller::new(api, watcher::Config::default())
+            .trigger_backoff(WatchBackoff::default())
+            .with_config(controller_config(settings.reconcile_parallelism));
+        session_job_stores.push(controller.store());
+        tasks.spawn(mark_synced(
+            controller.store(),
+            health.clone(),
+            format!("watch:flinksessionjobs:{ns}"),
+            shutdown.clone(),
+        ));
+        session_job_controllers.push(controller);
+    }
+    let collector = ResourceCollector::new(cache.flink_deployments.clone(), session_job_stores);
+    if let Err(e) = metrics.register(Box::new(collector)) {
+        warn!(error = %e, "resource gauges unavailable");
+    }
+
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
@@ -139,62 +208,30 @@ pub async fn run(
         jars: settings.jars,
         rest_url_template: settings.rest_url_template,
         resync: settings.resync,
+        cache,
     });
-
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut deployment_stores = Vec::new();
-    let mut session_job_stores = Vec::new();
-    for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
-        // Owned Deployments wake their FlinkDeployment when their status changes, owned Services and
-        // ConfigMaps when someone changes or deletes them; each watch counts for readiness like the main one.
-        let owned = OwnedWatch {
-            client: &client,
-            namespaces: &namespaces,
-            ns: &ns,
-            health: &health,
-            shutdown: &shutdown,
-        };
-        let owned_deployments = owned.watch::<Deployment>("deployments", &mut tasks);
-        let owned_services = owned.watch::<Service>("services", &mut tasks);
-        let owned_configmaps = owned.watch::<ConfigMap>("configmaps", &mut tasks);
-        let controller = Controller::new(api, watcher::Config::default())
-            .trigger_backoff(WatchBackoff::default())
-            .owns_stream(owned_deployments)
-            .owns_stream(owned_services)
-            .owns_stream(owned_configmaps);
-        deployment_stores.push(controller.store());
-        tasks.spawn(mark_synced(
-            controller.store(),
-            health.clone(),
-            format!("watch:flinkdeployments:{ns}"),
-            shutdown.clone(),
-        ));
+    for controller in deployment_controllers {
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
             .run(deployment::reconcile, deployment::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
         tasks.spawn(run);
     }
-    for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
-        let controller = Controller::new(api, watcher::Config::default()).trigger_backoff(WatchBackoff::default());
-        session_job_stores.push(controller.store());
-        tasks.spawn(mark_synced(
-            controller.store(),
-            health.clone(),
-            format!("watch:flinksessionjobs:{ns}"),
-            shutdown.clone(),
-        ));
+    for controller in session_job_controllers {
         let run = controller
             .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
             .run(session_job::reconcile, session_job::error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
         tasks.spawn(run);
     }
-    let collector = ResourceCollector::new(deployment_stores, session_job_stores);
-    if let Err(e) = ctx.metrics.register(Box::new(collector)) {
-        warn!(error = %e, "resource gauges unavailable");
-    }
     while tasks.join_next().await.is_some() {}
+}
+
+/// kube-runtime's controller settings: at most `parallelism` reconciliations at once (upstream's
+/// `kubernetes.operator.reconcile.parallelism`), so a burst of new resources is worked through at the
+/// pace the API server answers instead of all at once.
+fn controller_config(parallelism: u16) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(parallelism)
 }
 
 type OwnedEvents<K> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<K, watcher::Error>> + Send>>;
@@ -209,9 +246,9 @@ struct OwnedWatch<'a> {
 }
 
 impl OwnedWatch<'_> {
-    /// A watch of the objects of `kind` the operator manages (by label) in `ns`; the task that marks its
-    /// readiness gate once it has synced joins `tasks`.
-    fn watch<K>(&self, kind: &str, tasks: &mut tokio::task::JoinSet<()>) -> OwnedEvents<K>
+    /// A watch of the objects of `kind` the operator manages (by label) in `ns`, and the store it fills;
+    /// the task that marks its readiness gate once it has synced joins `tasks`.
+    fn watch<K>(&self, kind: &str, tasks: &mut tokio::task::JoinSet<()>) -> (OwnedEvents<K>, Store<K>)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -231,24 +268,29 @@ impl OwnedWatch<'_> {
         // This watch retries on its own; its errors are logged here rather than passed to the controller,
         // whose one backoff all its watches share: every owned watch's error during an API server outage
         // would lengthen the wait of all of them (an 8 s outage cost 70 s before this).
-        let events = reflect(writer, watcher(api, managed).backoff(WatchBackoff::default()))
-            .touched_objects()
-            .filter_map(|event| {
-                futures::future::ready(match event {
-                    Ok(object) => Some(Ok(object)),
-                    Err(e) => {
-                        warn!(error = %e, "watch of owned objects failed; retrying");
-                        None
-                    }
-                })
-            });
+        let events = reflect(
+            writer,
+            watcher(api, managed)
+                .backoff(WatchBackoff::default())
+                .modify(cache::slim),
+        )
+        .touched_objects()
+        .filter_map(|event| {
+            futures::future::ready(match event {
+                Ok(object) => Some(Ok(object)),
+                Err(e) => {
+                    warn!(error = %e, "watch of owned objects failed; retrying");
+                    None
+                }
+            })
+        });
         tasks.spawn(mark_synced(
-            store,
+            store.clone(),
             self.health.clone(),
             format!("watch:{kind}:{}", self.ns),
             self.shutdown.clone(),
         ));
-        Box::pin(events)
+        (Box::pin(events), store)
     }
 }
 
@@ -314,6 +356,53 @@ async fn mark_synced<K>(
             }
         }
     }
+}
+
+/// Adds `finalizer` to an object that lacks it and is not being deleted, and returns the object as patched, so
+/// that the same reconciliation goes on to deploy. kube's `finalizer` adds it and stops, leaving the work to
+/// the reconciliation its patch triggers: a round trip through the watch and the queue for every new resource.
+/// The patch is kube's own: it fails, and the reconciliation is retried, if the finalizers changed meanwhile.
+pub(crate) async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, finalizer: &str) -> Result<Arc<K>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{AddOperation, PatchOperation, TestOperation};
+    let finalizers = object.finalizers();
+    if object.meta().deletion_timestamp.is_some() || finalizers.iter().any(|f| f == finalizer) {
+        return Ok(object);
+    }
+    let Some(name) = object.meta().name.clone() else {
+        return Ok(object);
+    };
+    let (expected, add, value) = if finalizers.is_empty() {
+        (
+            serde_json::Value::Null,
+            PointerBuf::from_tokens(["metadata", "finalizers"]),
+            serde_json::json!([finalizer]),
+        )
+    } else {
+        (
+            serde_json::json!(finalizers),
+            PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
+            serde_json::json!(finalizer),
+        )
+    };
+    let patch = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+            value: expected,
+        }),
+        PatchOperation::Add(AddOperation { path: add, value }),
+    ]);
+    let patched = api
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(Arc::new(patched))
 }
 
 fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {

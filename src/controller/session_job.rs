@@ -69,17 +69,23 @@ pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     let namespace = sj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, sj.clone(), |event| async {
-        match event {
-            Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
-            Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    let with_finalizer = super::ensure_finalizer(&api, sj.clone(), FINALIZER)
+        .await
+        .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
+    let result = match with_finalizer {
+        Ok(object) => finalizer(&api, FINALIZER, object, |event| async {
+            match event {
+                Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
+                Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        }),
+        Err(e) => Err(e),
+    };
     ctx.metrics.reconciled("FlinkSessionJob", result.is_ok(), started);
     if let Err(e) = &result {
         publish(&ctx, sj.as_ref(), EventType::Warning, e.reason(), &e.to_string()).await;
@@ -137,11 +143,13 @@ async fn session_cluster(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -
     let Some(name) = sj.spec.deployment_name.clone() else {
         return Ok(None);
     };
-    let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(fd) = api.get_opt(&name).await.map_err(|source| Error::ReadSessionCluster {
-        name: name.clone(),
-        source,
-    })?
+    let cached = ctx.cache.flink_deployment(namespace, &name);
+    let Some(fd) = super::cache::cached_or_get::<FlinkDeployment>(cached, &ctx.client, namespace, &name)
+        .await
+        .map_err(|source| Error::ReadSessionCluster {
+            name: name.clone(),
+            source,
+        })?
     else {
         return Ok(None);
     };
