@@ -10,6 +10,8 @@
 #              Deployment and status, create->Deployment latency, CPU of operator / kube-apiserver / etcd,
 #              peak RSS, API writes per minute once steady
 #   startup    (with reconcile's resources present) process start -> /readyz 200
+#   instructions  instructions per admission answer in-process (callgrind; TLS and HTTP aside): the
+#              operator's /validate and /mutate next to the floor's parse-and-answer
 #   size       release binary (as built and stripped), the image of tests/env/images/operator.sh
 #   load       the webhook at 64 connections for BENCH_SOAK_SECONDS: zero errors and flat RSS; the
 #              controller's RSS with BENCH_COUNT FlinkDeployments during and after (runs reconcile)
@@ -20,9 +22,13 @@
 #
 # Environment: BENCH_OUT (results dir, default /tmp/flink-operator-bench-DATE), BENCH_RUNS (5),
 # BENCH_DURATION (10 s per wrk run), BENCH_COUNT (1000), BENCH_CONCURRENCY (32 creates in flight),
+# BENCH_SINGLES (20 creates one at a time after the burst),
 # BENCH_STEADY_SECONDS (90), BENCH_STARTUPS (3), BENCH_SOAK_SECONDS (180), BENCH_FLAT_MB (5),
 # BENCH_QUIET_WAIT (600 s to wait for no `rustc`/`e2e_node` process before each block), BENCH_NO_BUILD=1
-# (use the binaries already built), CARGO_TARGET_DIR (default $CACHE_DIR/target).
+# (use the binaries already built), CARGO_TARGET_DIR (default $CACHE_DIR/target),
+# BENCH_BASELINE=REV (also build the operator of git revision REV, in its own target dir
+# $CACHE_DIR/target-baseline, and measure it beside the current one in the same run: a third webhook server
+# in the alternation, and the control plane scenario once for each).
 # Needs root for apt-get (wrk) and for the image build (size).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +38,7 @@ export LOG_TAG=bench # read by lib.sh's log()
 
 WHAT=${1:-all}
 case $WHAT in
-webhook | reconcile | startup | size | load | all) ;;
+webhook | reconcile | startup | instructions | size | load | all) ;;
 *)
     print_header
     exit 2
@@ -42,6 +48,9 @@ esac
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
 OUT=${BENCH_OUT:-/tmp/flink-operator-bench-$(date +%Y%m%d-%H%M%S)}
 BIN=$OUT/bin/flink-operator
+BASELINE=${BENCH_BASELINE:-}
+BASE_BIN=
+[[ -n $BASELINE ]] && BASE_BIN=$OUT/bin/flink-operator-baseline
 HELPER=$CARGO_TARGET_DIR/release/examples/bench_helper
 RUNS=${BENCH_RUNS:-5}
 DURATION=${BENCH_DURATION:-10}
@@ -49,6 +58,7 @@ COUNT=${BENCH_COUNT:-1000}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 STEADY=${BENCH_STEADY_SECONDS:-90}
 STARTUPS=${BENCH_STARTUPS:-3}
+SINGLES=${BENCH_SINGLES:-20}
 SOAK=${BENCH_SOAK_SECONDS:-180}
 FLAT_MB=${BENCH_FLAT_MB:-5}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-600}
@@ -159,10 +169,22 @@ prepare() {
         cp "$CARGO_TARGET_DIR/release/flink-operator" "$BIN"
     fi
     [[ -x $BIN && -x $HELPER ]] || die "binaries missing: $BIN $HELPER"
+    if [[ -n $BASELINE ]]; then
+        local src=$CACHE_DIR/bench-baseline-src rev
+        rev=$(git -C "$REPO" rev-parse --verify "$BASELINE^{commit}") || die "BENCH_BASELINE=$BASELINE is no commit"
+        rm -rf "$src"
+        mkdir -p "$src"
+        git -C "$REPO" archive "$rev" | tar -x -C "$src"
+        log "cargo build --release --locked of the baseline $BASELINE (${rev:0:7})"
+        (cd "$src" && CARGO_TARGET_DIR=$CACHE_DIR/target-baseline cargo build --release --locked --quiet)
+        cp "$CACHE_DIR/target-baseline/release/flink-operator" "$BASE_BIN"
+        BASELINE_DESC="$BASELINE (${rev:0:7})"
+    fi
     say "# flink-operator benchmarks, $(date -u +%Y-%m-%dT%H:%MZ)"
     say ""
     say "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)"
     say "- commit: $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (with local changes)')"
+    [[ -n $BASELINE ]] && say "- baseline measured beside it: $BASELINE_DESC"
     say "- results: $OUT"
 }
 
@@ -196,20 +218,32 @@ start_webhook_servers() {
         "$BIN" certs --out "$certs" --dns localhost --ip 127.0.0.1 >/dev/null
         "$HELPER" review "$REPO/examples/basic.yaml" >"$OUT/review.json"
     fi
-    read -r OP_PORT OP_ADMIN FLOOR_PORT < <(free_ports 3 | paste -sd' ')
+    read -r OP_PORT OP_ADMIN FLOOR_PORT BASE_PORT BASE_ADMIN < <(free_ports 5 | paste -sd' ')
     taskset -c "$SERVER_CPU" "$BIN" run --no-controller \
         --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
         --webhook-addr "127.0.0.1:$OP_PORT" --admin-addr "127.0.0.1:$OP_ADMIN" \
         >"$OUT/operator-webhook.log" 2>&1 &
     OP_PID=$!
     STARTED_PIDS+=("$OP_PID")
+    WEBHOOK_PORTS=("$FLOOR_PORT" "$OP_PORT")
+    BASE_PID=
+    if [[ -n $BASE_BIN ]]; then
+        taskset -c "$SERVER_CPU" "$BASE_BIN" run --no-controller \
+            --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
+            --webhook-addr "127.0.0.1:$BASE_PORT" --admin-addr "127.0.0.1:$BASE_ADMIN" \
+            >"$OUT/baseline-webhook.log" 2>&1 &
+        BASE_PID=$!
+        STARTED_PIDS+=("$BASE_PID")
+        wait_until 20 "baseline webhook ready" is_ready "$BASE_ADMIN" || die "baseline not ready: $OUT/baseline-webhook.log"
+        WEBHOOK_PORTS+=("$BASE_PORT")
+    fi
     taskset -c "$SERVER_CPU" "$HELPER" floor --addr "127.0.0.1:$FLOOR_PORT" \
         --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" >"$OUT/floor.log" 2>&1 &
     FLOOR_PID=$!
     STARTED_PIDS+=("$FLOOR_PID")
     wait_until 20 "operator webhook ready" is_ready "$OP_ADMIN" || die "operator not ready: $OUT/operator-webhook.log"
     local port path answer
-    for port in "$OP_PORT" "$FLOOR_PORT"; do
+    for port in "${WEBHOOK_PORTS[@]}"; do
         for path in validate mutate; do
             wait_until 10 "https://127.0.0.1:$port/$path" curl -sf -o /dev/null --cacert "$certs/ca.crt" \
                 -H 'Content-Type: application/json' --data-binary @"$OUT/review.json" \
@@ -226,6 +260,7 @@ start_webhook_servers() {
 stop_webhook_servers() {
     stop_pid "$OP_PID" operator
     stop_pid "$FLOOR_PID" floor
+    [[ -z $BASE_PID ]] || stop_pid "$BASE_PID" baseline
 }
 
 bench_webhook() {
@@ -234,7 +269,7 @@ bench_webhook() {
     local dir=$OUT/webhook conns path run server url
     mkdir -p "$dir"
     # Warm-up (TLS sessions, allocator, page cache), not recorded.
-    for server in "$FLOOR_PORT" "$OP_PORT"; do
+    for server in "${WEBHOOK_PORTS[@]}"; do
         wrk_run "https://127.0.0.1:$server/validate" 64 2 "$dir/warmup.json"
     done
     for conns in 1 64; do
@@ -242,6 +277,9 @@ bench_webhook() {
             for run in $(seq "$RUNS"); do
                 wrk_run "https://127.0.0.1:$FLOOR_PORT/$path" "$conns" "$DURATION" "$dir/$path-c$conns-floor-$run.json" "$FLOOR_PID"
                 wrk_run "https://127.0.0.1:$OP_PORT/$path" "$conns" "$DURATION" "$dir/$path-c$conns-operator-$run.json" "$OP_PID"
+                if [[ -n $BASE_PID ]]; then
+                    wrk_run "https://127.0.0.1:$BASE_PORT/$path" "$conns" "$DURATION" "$dir/$path-c$conns-baseline-$run.json" "$BASE_PID"
+                fi
             done
             log "$path c=$conns: floor $(median "$dir/$path-c$conns-floor-"*.json rps) req/s," \
                 "operator $(median "$dir/$path-c$conns-operator-"*.json rps) req/s"
@@ -271,16 +309,41 @@ bench_webhook() {
             ((errors == 0)) || say "(errors in these runs: $errors)"
         done
     done
+    [[ -n $BASE_PID ]] || return 0
+    say ""
+    say "Baseline $BASELINE_DESC in the same alternation (medians):"
+    say ""
+    say "| endpoint | conns | baseline req/s | baseline / floor | operator / floor | baseline p99 ms | baseline CPU µs/req | operator CPU µs/req | operator / baseline CPU |"
+    say "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    local b br bc
+    for conns in 1 64; do
+        for path in validate mutate; do
+            f=("$dir/$path-c$conns-floor-"*.json)
+            o=("$dir/$path-c$conns-operator-"*.json)
+            b=("$dir/$path-c$conns-baseline-"*.json)
+            fr=$(median "${f[@]}" rps) or=$(median "${o[@]}" rps) br=$(median "${b[@]}" rps)
+            oc=$(median "${o[@]}" cpu_us_per_request) bc=$(median "${b[@]}" cpu_us_per_request)
+            say "| /$path | $conns | $br | $(calc "$br / $fr") | $(calc "$or / $fr") | $(median "${b[@]}" p99_ms) | $bc | $oc | $(calc "$oc / $bc") |"
+        done
+    done
 }
 
 # ---------------------------------------------------------------- control plane scenario
 
 kubectl_admin() { kubectl --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
+controlplane_down() {
+    [[ -n $CONTROLPLANE_DIR ]] || return 0
+    "$REPO/tests/env/controlplane.sh" down "$CONTROLPLANE_DIR" >/dev/null 2>&1 || true
+    CONTROLPLANE_DIR=
+}
+
+# controlplane_up DIR: a fresh etcd + kube-apiserver in DIR (the previous one, if any, is stopped first).
 controlplane_up() {
-    CONTROLPLANE_DIR=$OUT/controlplane
-    "$REPO/tests/env/controlplane.sh" up "$CONTROLPLANE_DIR" >"$OUT/controlplane-up.log" 2>&1 ||
-        die "control plane did not start (tests/env/install.sh first?): $OUT/controlplane-up.log"
+    controlplane_down
+    CONTROLPLANE_DIR=$1
+    "$REPO/tests/env/controlplane.sh" up "$CONTROLPLANE_DIR" >"$CONTROLPLANE_DIR.up.log" 2>&1 ||
+        die "control plane did not start (tests/env/install.sh first?): $CONTROLPLANE_DIR.up.log"
     local env=$CONTROLPLANE_DIR/env
     ADMIN_KUBECONFIG=$(sed -n 's/^ADMIN_KUBECONFIG=//p' "$env")
     OPERATOR_KUBECONFIG=$(sed -n 's/^OPERATOR_KUBECONFIG=//p' "$env")
@@ -302,11 +365,12 @@ EOF
     log "control plane up: kube-apiserver pid $APISERVER_PID, etcd pid $ETCD_PID"
 }
 
-# start_controller LOG: the release operator (controllers only) watching NAMESPACE; sets CTL_PID, CTL_ADMIN.
+# start_controller LOG: the release operator CTL_BIN (controllers only) watching NAMESPACE; sets CTL_PID,
+# CTL_ADMIN.
 start_controller() {
     CTL_ADMIN=$(free_port)
     # No Flink runs here: its REST API is a closed port on loopback (as for a JobManager not up yet).
-    KUBECONFIG=$OPERATOR_KUBECONFIG "$BIN" run --no-webhook --watch-namespaces "$NAMESPACE" \
+    KUBECONFIG=$OPERATOR_KUBECONFIG "$CTL_BIN" run --no-webhook --watch-namespaces "$NAMESPACE" \
         --admin-addr "127.0.0.1:$CTL_ADMIN" --flink-rest-url 'http://127.0.0.1:9/{namespace}/{name}' \
         >>"$1" 2>&1 &
     CTL_PID=$!
@@ -322,10 +386,20 @@ SCENARIO_DONE=
 bench_reconcile() {
     [[ -n $SCENARIO_DONE ]] && return 0
     SCENARIO_DONE=1
-    quiet_moment "reconcile ($COUNT FlinkDeployments)"
-    local dir=$OUT/reconcile
+    # The baseline first, so the current operator's figures (kept for the load checks) come last.
+    if [[ -n $BASE_BIN ]]; then
+        reconcile_scenario "$BASE_BIN" "baseline $BASELINE_DESC" "$OUT/reconcile-baseline"
+    fi
+    reconcile_scenario "$BIN" "operator" "$OUT/reconcile"
+}
+
+# reconcile_scenario BINARY LABEL DIR: the control plane scenario with one operator binary.
+reconcile_scenario() {
+    CTL_BIN=$1
+    local label=$2 dir=$3
+    quiet_moment "reconcile ($COUNT FlinkDeployments, $label)"
     mkdir -p "$dir"
-    controlplane_up
+    controlplane_up "$dir/controlplane"
     start_controller "$dir/operator.log"
     wait_until 30 "operator ready" is_ready "$CTL_ADMIN" || die "operator not ready: $dir/operator.log"
     sample_rss "$CTL_PID" "$dir/rss.tsv" 2 &
@@ -349,6 +423,11 @@ bench_reconcile() {
     rss_end=$(status_kb "$CTL_PID" VmRSS)
     local hwm
     hwm=$(status_kb "$CTL_PID" VmHWM)
+    # One apply at a time on the settled operator with all of them present: what a user's `kubectl apply`
+    # waits for (the burst above measures the queue instead).
+    KUBECONFIG=$ADMIN_KUBECONFIG "$HELPER" scale --namespace "$NAMESPACE" --count "$SINGLES" \
+        --concurrency 1 --interval-ms 500 --prefix single --example "$REPO/examples/basic.yaml" \
+        --out "$dir/single.json" >"$dir/single.log" 2>&1 || die "single creates failed: $dir/single.log"
 
     local op api etcd wall wpm lat_resp lat_req all_dep all_status ok
     op=$(calc "($op1 - $op0) / $CLK_TCK") api=$(calc "($api1 - $api0) / $CLK_TCK")
@@ -359,17 +438,18 @@ bench_reconcile() {
     lat_resp=$(jq -c .create_to_deployment_ms.from_create_response "$dir/scale.json")
     lat_req=$(jq -c .create_to_deployment_ms.from_create_request "$dir/scale.json")
     say ""
-    say "### reconcile: $COUNT FlinkDeployments (examples/basic.yaml), $CONCURRENCY creates in flight, operator under its ClusterRole, watching namespace $NAMESPACE"
+    say "### reconcile ($label): $COUNT FlinkDeployments (examples/basic.yaml), $CONCURRENCY creates in flight, operator under its ClusterRole, watching namespace $NAMESPACE"
     say ""
     say "| figure | value | budget | |"
     say "| --- | --- | --- | --- |"
     say "| creates sent and answered | $(jq .create_seconds "$dir/scale.json") s | | |"
     say "| all JobManager Deployments exist | $all_dep s after the first create | | |"
     say "| all statuses set | $all_status s after the first create | | |"
+    say "| burst: create answered -> JM Deployment seen (ms) | $lat_resp | | |"
+    say "| burst: create sent -> JM Deployment seen (ms) | $lat_req | | |"
     ok=0
-    holds "$(jq .create_to_deployment_ms.from_create_response.p50 "$dir/scale.json") < 100" && ok=1
-    say "| create answered -> JM Deployment seen (ms) | $lat_resp | median < 100 ms | $(verdict $ok) |"
-    say "| create sent -> JM Deployment seen (ms) | $lat_req | | |"
+    holds "$(jq .create_to_deployment_ms.from_create_response.p50 "$dir/single.json") < 100" && ok=1
+    say "| one create at a time ($SINGLES, 0.5 s apart, $COUNT present, after the steady window): create answered -> JM Deployment seen (ms) | $(jq -c .create_to_deployment_ms.from_create_response "$dir/single.json") | median < 100 ms | $(verdict $ok) |"
     say "| window (first create until all seen) | $wall s | | |"
     ok=0
     holds "$op < 0.1 * $api" && ok=1
@@ -383,11 +463,13 @@ bench_reconcile() {
     say "| CPU in the steady window: operator / kube-apiserver | $(calc "($s_op1 - $s_op0) / $CLK_TCK") s / $(calc "($s_api1 - $s_api0) / $CLK_TCK") s | | |"
     say "| operator RSS: settled / end of steady window | $((rss_settled / 1024)) MB / $((rss_end / 1024)) MB | | |"
     CTL_RSS_SETTLED=$rss_settled CTL_RSS_END=$rss_end CTL_HWM=$hwm
-    bench_startup
+    bench_startup "$dir"
+    controlplane_down
 }
 
+# bench_startup DIR: start-up of CTL_BIN with the scenario's resources present (its control plane still up).
 bench_startup() {
-    local dir=$OUT/reconcile times=() i start ms
+    local dir=$1 times=() i start ms
     stop_pid "$CTL_PID" operator
     for i in $(seq "$STARTUPS"); do
         start=$(date +%s%N)
@@ -405,6 +487,37 @@ bench_startup() {
     median=${sorted[$(((${#sorted[@]} - 1) / 2))]}
     ((median < 2000)) && ok=1
     say "| start-up with $COUNT FlinkDeployments: process start -> /readyz 200 ($STARTUPS starts) | median $median ms (all: ${times[*]} ms) | < 2 s | $(verdict $ok) |"
+}
+
+# ---------------------------------------------------------------- instructions
+
+# callgrind_ir ARGS...: instructions (Ir) of one bench_helper run under callgrind.
+callgrind_ir() {
+    local out
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$HELPER" "$@" >/dev/null 2>&1 ||
+        die "callgrind of bench_helper $* failed"
+    awk '/^summary:/ { print $2 }' "$out"
+    rm -f "$out"
+}
+
+bench_instructions() {
+    command -v valgrind >/dev/null || apt_ensure valgrind
+    local dir=$OUT/instructions n=2000 what base full per floor
+    mkdir -p "$dir"
+    [[ -f $OUT/review.json ]] || "$HELPER" review "$REPO/examples/basic.yaml" >"$OUT/review.json"
+    say ""
+    say "### instructions per admission answer (callgrind, in-process, review of examples/basic.yaml; (Ir at $n answers - Ir at 0) / $n)"
+    say ""
+    say "| answer | instructions | / floor |"
+    say "| --- | --- | --- |"
+    for what in floor validate mutate; do
+        base=$(callgrind_ir decide "$what" "$OUT/review.json" --count 0)
+        full=$(callgrind_ir decide "$what" "$OUT/review.json" --count "$n")
+        per=$(((full - base) / n))
+        [[ $what == floor ]] && floor=$per
+        say "| $what | $per | $(calc "$per / $floor") |"
+    done
 }
 
 # ---------------------------------------------------------------- size
@@ -499,11 +612,13 @@ bench_load() {
 prepare
 case $WHAT in
 webhook) bench_webhook ;;
+instructions) bench_instructions ;;
 reconcile | startup) bench_reconcile ;;
 size) bench_size ;;
 load) bench_load ;;
 all)
     bench_webhook
+    bench_instructions
     bench_reconcile
     bench_load
     bench_size

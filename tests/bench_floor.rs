@@ -37,3 +37,14 @@ async fn floor_answers_a_review_over_tls() {
         assert_eq!(answer["response"]["uid"], body["request"]["uid"], "{answer}");
     }
 }
+
+/// The in-process answer the instruction count measures is the one the server sends.
+#[test]
+fn floor_answer_bytes_is_the_served_answer() {
+    let body = review("FlinkDeployment", "CREATE", example("basic.yaml"), None);
+    let answer: serde_json::Value =
+        serde_json::from_slice(&floor::answer_bytes(&serde_json::to_vec(&body).unwrap())).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(answer["response"]["uid"], body["request"]["uid"], "{answer}");
+    assert_eq!(floor::answer_bytes(b"{not json"), b"not JSON");
+}

@@ -46,13 +46,25 @@ async fn answer(body: Bytes) -> Response {
     let Ok(review) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON").into_response();
     };
+    axum::Json(allowed(&review)).into_response()
+}
+
+/// The fixed "allowed" answer to `review`.
+fn allowed(review: &Value) -> Value {
     let uid = review.pointer("/request/uid").cloned().unwrap_or(Value::Null);
-    axum::Json(json!({
+    json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "response": {"uid": uid, "allowed": true}
-    }))
-    .into_response()
+    })
+}
+
+/// What `answer` computes, as bytes (for the in-process instruction count).
+pub fn answer_bytes(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(review) => serde_json::to_vec(&allowed(&review)).unwrap_or_default(),
+        Err(_) => b"not JSON".to_vec(),
+    }
 }
 
 /// Accepts TLS connections on `listener` and serves `router()` on each, with keep-alive, until the process ends.

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use flink_operator::crd::FlinkConfiguration;
+use flink_operator::webhook::admission::{self, Endpoint};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -34,6 +36,17 @@ enum Command {
     Review { file: PathBuf },
     /// Create FlinkDeployments at scale and time the operator's answers.
     Scale(scale::ScaleArgs),
+    /// Answer the AdmissionReview in FILE COUNT times in-process, as the operator's handler does (`validate`,
+    /// `mutate`: the admission decision and its encoding) or as the floor does (`floor`), and print the last
+    /// answer. Under callgrind, (instructions at COUNT - at 0) / COUNT is the cost of one answer, TLS and
+    /// HTTP aside.
+    Decide {
+        #[arg(value_parser = ["validate", "mutate", "floor"])]
+        endpoint: String,
+        file: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +69,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scale(args) => runtime.block_on(scale::run(args)),
+        Command::Decide { endpoint, file, count } => {
+            let body = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut last = Vec::new();
+            for _ in 0..count {
+                last = match endpoint.as_str() {
+                    "floor" => floor::answer_bytes(&body),
+                    "mutate" => operator_answer(Endpoint::Mutate, &body),
+                    _ => operator_answer(Endpoint::Validate, &body),
+                };
+            }
+            println!("{}", String::from_utf8_lossy(&last));
+            Ok(())
+        }
+    }
+}
+
+/// What the operator's webhook handler computes for one request body (see `src/webhook/mod.rs`).
+fn operator_answer(endpoint: Endpoint, body: &[u8]) -> Vec<u8> {
+    match admission::decide(endpoint, body, &FlinkConfiguration::new()) {
+        Ok(decision) => serde_json::to_vec(&decision.review).unwrap_or_default(),
+        Err(malformed) => malformed.0.into_bytes(),
     }
 }
 
