@@ -172,9 +172,13 @@ prepare() {
     if [[ -n $BASELINE ]]; then
         local src=$CACHE_DIR/bench-baseline-src rev
         rev=$(git -C "$REPO" rev-parse --verify "$BASELINE^{commit}") || die "BENCH_BASELINE=$BASELINE is no commit"
-        rm -rf "$src"
-        mkdir -p "$src"
-        git -C "$REPO" archive "$rev" | tar -x -C "$src"
+        # The same revision's tree is kept (timestamps too), so cargo rebuilds nothing the second time.
+        if [[ $(cat "$src/.rev" 2>/dev/null) != "$rev" ]]; then
+            rm -rf "$src"
+            mkdir -p "$src"
+            git -C "$REPO" archive "$rev" | tar -x -C "$src"
+            echo "$rev" >"$src/.rev"
+        fi
         log "cargo build --release --locked of the baseline $BASELINE (${rev:0:7})"
         (cd "$src" && CARGO_TARGET_DIR=$CACHE_DIR/target-baseline cargo build --release --locked --quiet)
         cp "$CACHE_DIR/target-baseline/release/flink-operator" "$BASE_BIN"

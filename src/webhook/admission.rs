@@ -366,7 +366,61 @@ fn operation_name(operation: &Operation) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::field_error;
+    use super::*;
+
+    /// A review of a FlinkDeployment whose `request.object` is `object` (raw JSON text).
+    fn review_with_object(object: &str) -> Vec<u8> {
+        format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u",
+            "kind":{{"group":"flink.apache.org","version":"v1beta1","kind":"FlinkDeployment"}},
+            "resource":{{"group":"flink.apache.org","version":"v1beta1","resource":"flinkdeployments"}},
+            "operation":"CREATE","userInfo":{{}},"object":{object}}}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_object_nested_far_beyond_the_parser_limit_is_denied_not_a_crash() {
+        // The envelope keeps the object as raw text; every later decoding of it must stop at serde_json's
+        // depth limit instead of recursing until the stack is gone.
+        for depth in [200, 100_000] {
+            let object = format!(r#"{{"spec":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let decision = decide(endpoint, &review_with_object(&object), &FlinkConfiguration::new()).unwrap();
+                assert!(!decision.allowed, "depth {depth}");
+                let message = &decision.review.response.status.message;
+                assert!(message.starts_with("request.object: "), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_review_is_answered_with_its_uid_and_the_wire_fields() {
+        let object = r#"{"apiVersion":"flink.apache.org/v1beta1","kind":"FlinkDeployment",
+            "metadata":{"name":"a","namespace":"n"},"spec":{"image":"flink:1.20","flinkVersion":"v1_20",
+            "serviceAccount":"flink","jobManager":{"resource":{"memory":"1024m","cpu":0.5}},
+            "taskManager":{"resource":{"memory":"1024m","cpu":0.5}}}}"#;
+        let body = review_with_object(object);
+        let decision = decide(Endpoint::Validate, &body, &FlinkConfiguration::new()).unwrap();
+        let wire = serde_json::to_value(&decision.review).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": "u", "allowed": true, "status": {}}})
+        );
+        let decision = decide(Endpoint::Mutate, &body, &FlinkConfiguration::new()).unwrap();
+        let wire = serde_json::to_value(&decision.review).unwrap();
+        assert_eq!(wire["response"]["patchType"], "JSONPatch");
+        use base64::Engine as _;
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(wire["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!([{"op": "add", "path": "/spec/mode", "value": "native"}])
+        );
+    }
 
     #[test]
     fn type_errors_start_with_the_field_path() {
