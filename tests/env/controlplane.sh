@@ -36,7 +36,9 @@ LOG_TAG=controlplane
 
 READY_TIMEOUT=${CONTROLPLANE_READY_TIMEOUT:-60}
 STOP_TIMEOUT=${CONTROLPLANE_STOP_TIMEOUT:-20}
-SERVICE_CIDR=10.0.0.0/24
+# Room for thousands of Services (a FlinkDeployment has two, one with a ClusterIP): the scale benchmark
+# creates 1000. No traffic goes to these addresses; no kube-proxy runs on this tier.
+SERVICE_CIDR=10.0.0.0/20
 SERVICE_IP=10.0.0.1
 
 usage() {
