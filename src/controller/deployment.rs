@@ -104,11 +104,8 @@ pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Ac
             Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    .await;
+    let result = super::finalizer_outcome(result, Error::Finalizer);
     ctx.metrics.reconciled("FlinkDeployment", result.is_ok(), started);
     if let Err(e) = &result
         && !matches!(e, Error::CleanupPending)

@@ -75,11 +75,8 @@ pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Ac
             Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
         }
     })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    .await;
+    let result = super::finalizer_outcome(result, Error::Finalizer);
     ctx.metrics.reconciled("FlinkSessionJob", result.is_ok(), started);
     if let Err(e) = &result {
         publish(&ctx, sj.as_ref(), EventType::Warning, e.reason(), &e.to_string()).await;
