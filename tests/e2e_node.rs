@@ -149,19 +149,6 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
             },
         )
     };
-    // After a delete: no pod, Service, ConfigMap or Deployment of the cluster is left.
-    let nothing_left = |name: &str| {
-        let selector = format!("app={name}");
-        for kind in ["deployments", "services", "configmaps", "pods"] {
-            poll_until(&format!("{kind} of {name} gone"), Duration::from_secs(120), || {
-                let left = node.get_json(&["-n", &ns, "get", kind, "-l", &selector]);
-                left["items"]
-                    .as_array()
-                    .is_some_and(|items| items.is_empty())
-                    .then_some(())
-            });
-        }
-    };
     let fd = stable("basic-example");
     assert_eq!(
         fd["status"]["clusterInfo"]["flink-version"], "1.20.5",
@@ -202,7 +189,7 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
         },
     );
 
-    nothing_left("basic-example");
+    nothing_left(node, &ns, "basic-example");
 
     // Standalone mode: the operator creates JobManager and TaskManager Deployments; the Flink pods get no
     // Kubernetes credentials at all (no token in the running container), and the job still runs.
@@ -238,7 +225,7 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
         );
     }
     node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", name, "--timeout=120s"]);
-    nothing_left(name);
+    nothing_left(node, &ns, name);
     node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 
     // Still the same container: the probes never failed it.
@@ -252,6 +239,20 @@ fn operator_deployment_becomes_ready_under_kubelet_probes_and_serves_admission_t
         "jsonpath={.status.containerStatuses[0].restartCount}",
     ]);
     assert_eq!(restarts.trim(), "0");
+}
+
+/// After a delete: no pod, Service, ConfigMap or Deployment of the Flink cluster `name` is left.
+fn nothing_left(node: &support::node::Node, namespace: &str, name: &str) {
+    let selector = format!("app={name}");
+    for kind in ["deployments", "services", "configmaps", "pods"] {
+        poll_until(&format!("{kind} of {name} gone"), Duration::from_secs(120), || {
+            let left = node.get_json(&["-n", namespace, "get", kind, "-l", &selector]);
+            left["items"]
+                .as_array()
+                .is_some_and(|items| items.is_empty())
+                .then_some(())
+        });
+    }
 }
 
 #[test]
@@ -732,4 +733,392 @@ fn job_lifecycle_on_flink_1_20_in_pods_with_the_operator_pod_killed_mid_upgrade(
 #[test]
 fn job_lifecycle_on_flink_2_in_pods_with_the_operator_pod_killed_mid_upgrade() {
     job_lifecycle_in_pods("2.3");
+}
+
+/// `(milliseconds, key, count)` of every count the TaskManagers of `name` printed, timed by the container runtime's
+/// log timestamps, in time order.
+fn timed_counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Vec<(i64, u64, u64)> {
+    let out = node.kubectl(&[
+        "-n",
+        namespace,
+        "logs",
+        "-l",
+        &format!("app={name},component=taskmanager"),
+        "--tail=-1",
+        "--max-log-requests=10",
+        "--timestamps",
+    ]);
+    let mut counts: Vec<(i64, u64, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (time, rest) = line.split_once(' ')?;
+            let time: k8s_openapi::jiff::Timestamp = time.parse().ok()?;
+            let &[(key, count)] = support::flink::printed_counts(rest).as_slice() else {
+                return None;
+            };
+            Some((time.as_millisecond(), key, count))
+        })
+        .collect();
+    counts.sort_unstable();
+    counts
+}
+
+/// The Flink release of an image tag of these suites (the test job jar is compiled against it).
+fn flink_release(version: &str) -> &'static str {
+    if version == "1.20" { "1.20.5" } else { "2.3.0" }
+}
+
+/// The test job jar served inside the cluster by `examples/support/test-job-jar-server.yaml` in `namespace` (busybox
+/// httpd; its init container copies the jar out of the Flink image of `version`, whose jar is compiled for that
+/// version); returns the jar's URL once the server is Ready and serves exactly that version's jar.
+fn serve_test_jar(node: &support::node::Node, namespace: &str, version: &str) -> String {
+    let text = std::fs::read_to_string(repo_file("examples/support/test-job-jar-server.yaml")).unwrap();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let mut object =
+            serde_json::to_value(<serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap()).unwrap();
+        if object["kind"] == "Deployment" {
+            let pod = &mut object["spec"]["template"]["spec"];
+            pod["initContainers"][0]["image"] = format!("flink:{version}").into();
+            // No registry here: only the images imported into the node.
+            pod["initContainers"][0]["imagePullPolicy"] = "Never".into();
+            pod["containers"][0]["imagePullPolicy"] = "Never".into();
+        }
+        let applied = node.apply_json(namespace, &object);
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    }
+    let server = "flink-test-job-jar";
+    poll_until("the jar server Ready", Duration::from_secs(120), || {
+        let d = node.get_json(&["-n", namespace, "get", "deployment", server]);
+        (d["status"]["readyReplicas"] == 1).then_some(())
+    });
+    // Through its Service (the API server's proxy): the jar of this Flink version, byte for byte.
+    let served = node.kubectl(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/{namespace}/services/{server}:8080/proxy/flink-test-job.jar"),
+    ]);
+    assert!(served.status.success(), "{}", String::from_utf8_lossy(&served.stderr));
+    let expected = std::fs::read(support::flink::test_jar(flink_release(version))).unwrap();
+    assert!(
+        served.stdout == expected,
+        "the served jar ({} bytes) is not the {version} test job jar ({} bytes)",
+        served.stdout.len(),
+        expected.len()
+    );
+    format!("http://{server}.{namespace}.svc:8080/flink-test-job.jar")
+}
+
+/// A FlinkSessionJob through the in-cluster operator on a native session cluster in pods: the session cluster
+/// (`examples/basic-session-deployment-only.yaml` at `version`, state on the node's shared hostPath) becomes READY;
+/// the job's jar is fetched by the operator's pod over HTTP from a server in the cluster
+/// (`examples/support/test-job-jar-server.yaml`) and uploaded (a `file://` URI of the Flink image's jar is refused:
+/// the operator's container does not have it); the job (`examples/basic-session-job-only.yaml`,
+/// savepoint upgrades) runs and counts in the TaskManager pods Flink creates for it; a parallelism change is a
+/// savepoint upgrade (the new job, under a new id, restores from the UPGRADE savepoint in status, as Flink's
+/// checkpoint statistics say, and every key's count goes on from where the old job stopped); deleting the
+/// FlinkSessionJob cancels the job on the session cluster, and deleting the FlinkDeployment leaves nothing.
+fn session_job_in_pods(version: &str) {
+    let Some(test) = node_test() else { return };
+    let node = &test.node;
+    let started = Instant::now();
+    node.ensure_operator();
+    let ns = node.create_namespace("e2e-session");
+    let name = format!("session-{}", version.replace('.', "-"));
+    let job_name = format!("{name}-job");
+    let secs = |since: Instant| since.elapsed().as_secs_f64();
+    // The session cluster's JobManager creates TaskManager pods: the `flink` ServiceAccount and its Role.
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "apply",
+        "-f",
+        &repo_file("tests/env/node/manifests/native-rbac.yaml"),
+    ]);
+    let step = Instant::now();
+    let jar_url = serve_test_jar(node, &ns, version);
+    eprintln!("{name}: jar server Ready in {:.1}s: {jar_url}", secs(step));
+
+    // 1. The session cluster: a FlinkDeployment without a job, the state directories on the shared hostPath
+    // (mounted as examples/flink-2.yaml does).
+    let step = Instant::now();
+    let mut session = example_at_version("examples/basic-session-deployment-only.yaml", &name, version);
+    let flink_2: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo_file("examples/flink-2.yaml")).unwrap()).unwrap();
+    session["spec"]["podTemplate"] = flink_2["spec"]["podTemplate"].clone();
+    assert!(session["spec"]["job"].is_null());
+    let applied = node.apply_json(&ns, &session);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let fd = poll_until(
+        &format!("{name}: the session cluster READY"),
+        Duration::from_secs(300),
+        || {
+            let fd = node.get_json(&["-n", &ns, "get", "flinkdeployment", &name]);
+            (fd["status"]["jobManagerDeploymentStatus"] == "READY").then_some(fd)
+        },
+    );
+    eprintln!(
+        "{name}: session cluster READY in {:.1}s (lifecycle {}, Flink {})",
+        secs(step),
+        fd["status"]["lifecycleState"],
+        fd["status"]["clusterInfo"]["flink-version"]
+    );
+    assert_eq!(
+        fd["status"]["clusterInfo"]["flink-version"],
+        flink_release(version),
+        "{:#}",
+        fd["status"]
+    );
+
+    let example_job: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo_file("examples/basic-session-job-only.yaml")).unwrap())
+            .unwrap();
+    // A file:// jarURI is read from the operator's container, whose image holds only the binary: the jar of the
+    // Flink image is not there, and the status says so (why the examples serve the jar over HTTP).
+    let file_job = format!("{name}-file-jar");
+    let mut unreadable = example_job.clone();
+    unreadable["metadata"]["name"] = file_job.as_str().into();
+    unreadable["spec"]["deploymentName"] = name.as_str().into();
+    unreadable["spec"]["job"]["jarURI"] = "file:///opt/flink/usrlib/flink-test-job.jar".into();
+    let applied = node.apply_json(&ns, &unreadable);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let refused = poll_until(
+        &format!("{file_job}: the jar refused in status.error"),
+        Duration::from_secs(60),
+        || {
+            let sj = node.get_json(&["-n", &ns, "get", "flinksessionjob", &file_job]);
+            let error = sj["status"]["error"].as_str()?.to_string();
+            error.contains("cannot fetch the job jar").then_some(error)
+        },
+    );
+    eprintln!("{file_job}: {refused}");
+    assert!(refused.contains("No such file or directory"), "{refused}");
+    node.kubectl_ok(&["-n", &ns, "delete", "flinksessionjob", &file_job, "--timeout=60s"]);
+
+    // 2. The session job, its jar over HTTP from inside the cluster.
+    let step = Instant::now();
+    let mut sj = example_job.clone();
+    sj["metadata"]["name"] = job_name.as_str().into();
+    sj["spec"]["deploymentName"] = name.as_str().into();
+    sj["spec"]["job"]["jarURI"] = jar_url.as_str().into();
+    sj["spec"]["job"]["upgradeMode"] = "savepoint".into();
+    let now_ms = || k8s_openapi::jiff::Timestamp::now().as_millisecond();
+    let applied_at = now_ms();
+    let applied = node.apply_json(&ns, &sj);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let get = || node.get_json(&["-n", &ns, "get", "flinksessionjob", &job_name]);
+    // RUNNING and STABLE in status, and every vertex of the job running in Flink.
+    let running = |what: &str, check: &dyn Fn(&serde_json::Value) -> bool| {
+        poll_until(&format!("{job_name}: {what}"), Duration::from_secs(300), || {
+            let sj = get();
+            let s = &sj["status"];
+            if !(s["jobStatus"]["state"] == "RUNNING" && s["lifecycleState"] == "STABLE" && check(&sj)) {
+                return None;
+            }
+            let id = s["jobStatus"]["jobId"].as_str()?;
+            let job = flink_rest(node, &ns, &name, &format!("/jobs/{id}"))?;
+            let vertices = job["vertices"].as_array()?;
+            (job["state"] == "RUNNING" && vertices.iter().all(|v| v["status"] == "RUNNING")).then_some(sj)
+        })
+    };
+    let first = running("job RUNNING, lifecycle STABLE", &|_| true);
+    let first_seen_at = now_ms();
+    let old_job = first["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    eprintln!(
+        "{job_name}: job {old_job} RUNNING/STABLE {:.1}s after apply",
+        secs(step)
+    );
+    let ms_after = |t: i64, since: i64| format!("{:.1}s", (t - since) as f64 / 1000.0);
+    // The status follows the job within a few seconds, not at the next resync (60 s): the operator looks again
+    // soon while a job is on its way to running.
+    let status_followed = |what: &str, counting_at: i64, seen_at: i64| {
+        assert!(
+            seen_at - counting_at < 30_000,
+            "{what}: its status said RUNNING/STABLE only {} after its first count",
+            ms_after(seen_at, counting_at)
+        );
+    };
+
+    // 3. The keyed counts, printed by the TaskManager pod Flink created for the job: every key counted a few times.
+    let last_per_key = |counts: &[(u64, u64)]| counts.iter().copied().collect::<std::collections::BTreeMap<u64, u64>>();
+    let before = poll_until(
+        "the job to count every key a few times",
+        Duration::from_secs(120),
+        || {
+            let last = last_per_key(&counts_in_logs(node, &ns, &name));
+            (last.len() == 4 && last.values().all(|&c| c >= 3)).then_some(last)
+        },
+    );
+    let first_count_at = timed_counts_in_logs(node, &ns, &name)
+        .first()
+        .expect("counts with log timestamps")
+        .0;
+    eprintln!(
+        "{job_name}: counted {before:?}; first count printed {} after apply, status RUNNING/STABLE seen {} after apply",
+        ms_after(first_count_at, applied_at),
+        ms_after(first_seen_at, applied_at)
+    );
+    status_followed("the first job", first_count_at, first_seen_at);
+
+    // 4. A savepoint upgrade: parallelism 1 -> 2 (the TaskManager has 2 slots).
+    let step = Instant::now();
+    let patched_at = now_ms();
+    let patch = serde_json::json!({"spec": {"job": {"parallelism": 2}}}).to_string();
+    node.kubectl_ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "flinksessionjob",
+        &job_name,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    let upgraded = running("the upgraded job RUNNING, lifecycle STABLE", &|sj| {
+        let s = &sj["status"];
+        s["jobStatus"]["jobId"].as_str().is_some_and(|id| id != old_job)
+            && s["observedGeneration"] == sj["metadata"]["generation"]
+    });
+    let upgraded_seen_at = now_ms();
+    let new_job = upgraded["status"]["jobStatus"]["jobId"].as_str().unwrap().to_string();
+    let savepoint = upgraded["status"]["jobStatus"]["savepointInfo"]["lastSavepoint"].clone();
+    assert_eq!(savepoint["triggerType"], "UPGRADE", "{:#}", upgraded["status"]);
+    let location = savepoint["location"].as_str().unwrap().to_string();
+    eprintln!(
+        "{job_name}: upgraded in {:.1}s: job {new_job} from savepoint {location}",
+        secs(step)
+    );
+    let job_details = |id: &str| flink_rest(node, &ns, &name, &format!("/jobs/{id}"));
+    // The old job was stopped with that savepoint (FINISHED, not cancelled or failed).
+    let old = poll_until("the old job FINISHED in Flink", Duration::from_secs(60), || {
+        job_details(&old_job).filter(|j| j["state"] == "FINISHED")
+    });
+    let new = job_details(&new_job).unwrap();
+    assert_eq!(
+        new["vertices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["parallelism"].as_i64().unwrap())
+            .max(),
+        Some(2),
+        "{new:#}"
+    );
+    // Flink says where the new job's state came from: the savepoint the operator recorded.
+    let restored = latest_checkpoint_path(
+        node,
+        &ns,
+        &name,
+        &new_job,
+        "restored",
+        "the restore in Flink's checkpoint statistics",
+        Duration::from_secs(60),
+    );
+    eprintln!("{job_name}: Flink reports job {new_job} restored from {restored}");
+    assert_eq!(
+        support::flink::local_path(&restored),
+        support::flink::local_path(&location),
+        "restored from {restored}, savepoint {location}"
+    );
+    // The counts go on: every key's first count in the new job follows the old job's last one (a restart would
+    // print 1 again; a lost or repeated record would show as a gap or a repeat).
+    let old_end = old["end-time"].as_i64().unwrap();
+    let new_start = new["start-time"].as_i64().unwrap();
+    let (old_last, new_first, new_first_at) =
+        poll_until("the upgraded job to count every key", Duration::from_secs(120), || {
+            let timed = timed_counts_in_logs(node, &ns, &name);
+            let old_last: std::collections::BTreeMap<u64, u64> = timed
+                .iter()
+                .filter(|&&(t, _, _)| t <= old_end)
+                .map(|&(_, k, c)| (k, c))
+                .collect();
+            let mut new_first = std::collections::BTreeMap::new();
+            let after: Vec<_> = timed.iter().filter(|&&(t, _, _)| t >= new_start).collect();
+            for &&(_, k, c) in &after {
+                new_first.entry(k).or_insert(c);
+            }
+            let first_at = after.first()?.0;
+            (new_first.len() == before.len()).then_some((old_last, new_first, first_at))
+        });
+    eprintln!(
+        "{job_name}: last counts of the old job {old_last:?}, first of the new one {new_first:?} (printed {} after \
+         the patch, status RUNNING/STABLE seen {} after the patch)",
+        ms_after(new_first_at, patched_at),
+        ms_after(upgraded_seen_at, patched_at)
+    );
+    status_followed("the upgraded job", new_first_at, upgraded_seen_at);
+    for (key, &count_before) in &before {
+        assert!(
+            new_first[key] > count_before,
+            "key {key} restarted: {count_before} before the upgrade, {} after",
+            new_first[key]
+        );
+    }
+    // The old job's TaskManager keeps its log unless Flink released it before the new job came.
+    if old_last.len() == before.len() {
+        for (key, &last) in &old_last {
+            assert_eq!(
+                new_first[key],
+                last + 1,
+                "key {key}: the old job stopped at {last}, the new one went on with {}",
+                new_first[key]
+            );
+        }
+    } else {
+        eprintln!("{job_name}: the old job's TaskManager log is gone (released); exact continuation not checked");
+    }
+
+    // 5. Deleting the FlinkSessionJob cancels its job; the session cluster stays.
+    let step = Instant::now();
+    node.kubectl_ok(&["-n", &ns, "delete", "flinksessionjob", &job_name, "--timeout=120s"]);
+    poll_until(
+        "the session job's Flink job CANCELED, none RUNNING",
+        Duration::from_secs(60),
+        || {
+            let canceled = job_details(&new_job)?["state"] == "CANCELED";
+            let overview = flink_rest(node, &ns, &name, "/jobs/overview")?;
+            let none_running = overview["jobs"].as_array()?.iter().all(|j| j["state"] != "RUNNING");
+            (canceled && none_running).then_some(())
+        },
+    );
+    eprintln!("{job_name}: deleted, job cancelled in {:.1}s", secs(step));
+    let events = node.get_json(&[
+        "-n",
+        &ns,
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={job_name}"),
+    ]);
+    let text = |e: &serde_json::Value, key: &str| e[key].as_str().unwrap_or_default().to_string();
+    let events = events["items"].as_array().unwrap();
+    let reasons: Vec<(String, String)> = events.iter().map(|e| (text(e, "type"), text(e, "reason"))).collect();
+    eprintln!("{job_name}: events {reasons:?}");
+    // Nothing failed on the way (a submission timing out, a cancel refused: Warning events with the error).
+    let warnings: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] != "Normal")
+        .map(|e| format!("{}: {}", text(e, "reason"), text(e, "message")))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "warnings among the session job's events: {warnings:#?}"
+    );
+    assert!(
+        node.kubectl(&["-n", &ns, "get", "deployment", &name]).status.success(),
+        "the session cluster went with its job"
+    );
+    node.kubectl_ok(&["-n", &ns, "delete", "flinkdeployment", &name, "--timeout=120s"]);
+    nothing_left(node, &ns, &name);
+    node.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
+    eprintln!("{name}: session job test done in {:.1}s", secs(started));
+}
+
+#[test]
+fn session_job_on_flink_1_20_in_pods_with_its_jar_served_in_the_cluster_upgraded_and_cancelled() {
+    session_job_in_pods("1.20");
+}
+
+#[test]
+fn session_job_on_flink_2_in_pods_with_its_jar_served_in_the_cluster_upgraded_and_cancelled() {
+    session_job_in_pods("2.3");
 }

@@ -103,17 +103,16 @@ pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Ac
         .await
         .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
     let result = match with_finalizer {
-        Ok(object) => finalizer(&api, FINALIZER, object, |event| async {
-            match event {
-                Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
-                Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
-            }
-        })
-        .await
-        .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-            other => Error::Finalizer(other.to_string()),
-        }),
+        Ok(object) => {
+            let outcome = finalizer(&api, FINALIZER, object, |event| async {
+                match event {
+                    Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
+                    Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
+                }
+            })
+            .await;
+            super::finalizer_outcome(outcome, Error::Finalizer)
+        }
         Err(e) => Err(e),
     };
     ctx.metrics.reconciled("FlinkDeployment", result.is_ok(), started);

@@ -247,6 +247,10 @@ pub const IN_FLIGHT: Duration = Duration::from_secs(2);
 pub const NEXT_STEP: Duration = Duration::from_millis(200);
 /// How soon to retry a failed step.
 pub const RETRY: Duration = Duration::from_secs(10);
+/// How soon to look again at a job on its way to running (tasks being scheduled, TaskManagers starting, a
+/// restart): no Kubernetes event follows when it gets there, and a session job's TaskManagers are not even the
+/// operator's objects, so without this its status would lag the job by up to a resync interval.
+pub const STARTING: Duration = Duration::from_secs(4);
 
 struct Planner<'a> {
     status: FlinkDeploymentStatus,
@@ -476,6 +480,9 @@ fn observe_job(p: &mut Planner<'_>) {
     status.job_name = Some(job.name.clone());
     status.start_time = job.start_time.map(|t| t.to_string());
     p.set_job_state(shown);
+    if !job.is_running() && !job.is_terminal() {
+        p.soon(STARTING);
+    }
     if job.state == "FAILED" {
         let cause = job.failure.clone().unwrap_or_else(|| "unknown cause".into());
         p.error = Some(format!("the job failed: {cause}"));

@@ -983,3 +983,41 @@ fn savepoint_status_answers_map_to_trigger_states() {
         TriggerState::Unknown { .. }
     ));
 }
+
+#[test]
+fn a_job_on_its_way_to_running_is_looked_at_again_soon() {
+    // Submitted, tasks scheduled (Flink says RUNNING before its vertices run), restarting: the status must follow
+    // within seconds, not at the next resync (found on the node: a session job showed RUNNING up to a minute late).
+    let s = spec(UpgradeMode::Savepoint);
+    let status = deployed(&s);
+    let scheduling = ObservedJob {
+        vertices_running: false,
+        ..running_job()
+    };
+    for job in [
+        job_in("CREATED"),
+        job_in("INITIALIZING"),
+        scheduling,
+        job_in("RESTARTING"),
+    ] {
+        let world = Observed {
+            job: Some(job.clone()),
+            ..running_world()
+        };
+        let plan = step(&s, &status, &world, &settings());
+        assert_eq!(plan.requeue, Some(STARTING), "{job:?}");
+        assert_ne!(
+            plan.status.job_status.unwrap().state.as_deref(),
+            Some("RUNNING"),
+            "{job:?}"
+        );
+    }
+    // Running, or over: the normal resync.
+    for job in [running_job(), job_in("FINISHED"), job_in("CANCELED"), job_in("FAILED")] {
+        let world = Observed {
+            job: Some(job.clone()),
+            ..running_world()
+        };
+        assert_eq!(step(&s, &status, &world, &settings()).requeue, None, "{job:?}");
+    }
+}

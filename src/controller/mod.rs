@@ -456,10 +456,70 @@ where
     }
 }
 
+/// kube-runtime's `finalizer()` outcome as a reconcile result: the error of our own apply or cleanup as it is,
+/// any other as `other(message)`. Removing the finalizer of an object that is gone already is success: a second
+/// cleanup, started from a cache that still showed the object, found the deletion done (seen when a session
+/// cluster was deleted on the node: a Warning event on the deleted object and a failed reconcile).
+pub(crate) fn finalizer_outcome<E: std::error::Error + 'static>(
+    result: Result<kube::runtime::controller::Action, kube::runtime::finalizer::Error<E>>,
+    other: impl FnOnce(String) -> E,
+) -> Result<kube::runtime::controller::Action, E> {
+    use kube::runtime::finalizer::Error as FinalizerError;
+    match result {
+        Ok(action) => Ok(action),
+        Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
+        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
+            Ok(kube::runtime::controller::Action::await_change())
+        }
+        Err(e) => Err(other(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::controller::Action;
+    use kube::runtime::finalizer::Error as FinalizerError;
     use kube::runtime::utils::Backoff;
+
+    #[derive(Debug, thiserror::Error, PartialEq)]
+    #[error("{0}")]
+    struct Failed(String);
+
+    #[test]
+    fn a_finalizer_removed_from_an_object_already_gone_is_a_finished_cleanup() {
+        let api_error = |code| {
+            kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    ..Default::default()
+                }
+                .boxed(),
+            )
+        };
+        let outcome = |e: FinalizerError<Failed>| finalizer_outcome(Err(e), Failed);
+        assert_eq!(
+            outcome(FinalizerError::RemoveFinalizer(api_error(404))),
+            Ok(Action::await_change())
+        );
+        // A conflict or any other failure is retried as before.
+        let conflict = outcome(FinalizerError::RemoveFinalizer(api_error(409))).unwrap_err();
+        assert!(conflict.0.contains("failed to remove finalizer"), "{conflict}");
+        assert!(outcome(FinalizerError::AddFinalizer(api_error(404))).is_err());
+        // Our own errors pass through unchanged.
+        assert_eq!(
+            outcome(FinalizerError::CleanupFailed(Failed("pending".into()))),
+            Err(Failed("pending".into()))
+        );
+        assert_eq!(
+            outcome(FinalizerError::ApplyFailed(Failed("x".into()))),
+            Err(Failed("x".into()))
+        );
+        assert_eq!(
+            finalizer_outcome::<Failed>(Ok(Action::requeue(Duration::from_secs(1))), Failed),
+            Ok(Action::requeue(Duration::from_secs(1)))
+        );
+    }
 
     #[test]
     fn watch_backoff_doubles_to_its_cap_and_resets() {

@@ -73,17 +73,16 @@ pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Ac
         .await
         .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
     let result = match with_finalizer {
-        Ok(object) => finalizer(&api, FINALIZER, object, |event| async {
-            match event {
-                Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
-                Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
-            }
-        })
-        .await
-        .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-            other => Error::Finalizer(other.to_string()),
-        }),
+        Ok(object) => {
+            let outcome = finalizer(&api, FINALIZER, object, |event| async {
+                match event {
+                    Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
+                    Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
+                }
+            })
+            .await;
+            super::finalizer_outcome(outcome, Error::Finalizer)
+        }
         Err(e) => Err(e),
     };
     ctx.metrics.reconciled("FlinkSessionJob", result.is_ok(), started);

@@ -34,7 +34,9 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Jar uploads get at least this long (a jar may be tens of MB).
+/// Jar uploads get at least this long (a jar may be tens of MB), and so do jar runs: a run executes the job's main
+/// method on the JobManager (class loading, building and submitting the job graph), which took over 5 s for the
+/// first job of a fresh session cluster on a busy node.
 const MIN_UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client of Flink's REST API. Cheap to clone (shares its connection pool). Every method takes the cluster's
@@ -111,11 +113,19 @@ impl RestClient {
         })
     }
 
-    /// `PATCH /jobs/:jid?mode=cancel`: cancels the job (asynchronously; watch its state).
+    /// `PATCH /jobs/:jid?mode=cancel`: cancels the job (asynchronously; watch its state). A job that has reached
+    /// another terminal state meanwhile (Flink answers 409 "Job cancellation failed because the job has already
+    /// reached another terminal state (FINISHED)", e.g. right after a stop-with-savepoint) needs no cancelling:
+    /// that is success too.
     pub async fn cancel_job(&self, base: &str, job_id: &str) -> Result<(), FlinkError> {
         let path = format!("/jobs/{}?mode=cancel", segment(job_id)?);
-        self.call(Method::PATCH, &url(base, &path), None, self.timeout).await?;
-        Ok(())
+        match self.call(Method::PATCH, &url(base, &path), None, self.timeout).await {
+            Err(e) if e.status() == Some(409) => {
+                tracing::info!(job_id, error = %e, "the job ended before it was cancelled");
+                Ok(())
+            }
+            other => other.map(drop),
+        }
     }
 
     /// `GET /jobs/:jid/checkpoints`: counts and the latest completed, failed and restored checkpoints.
@@ -134,7 +144,7 @@ impl RestClient {
         request: &SavepointRequest,
     ) -> Result<String, FlinkError> {
         let path = format!("/jobs/{}/savepoints", segment(job_id)?);
-        let trigger: TriggerResponse = self.post_json(base, &path, request).await?;
+        let trigger: TriggerResponse = self.post_json(base, &path, request, self.timeout).await?;
         Ok(trigger.request_id)
     }
 
@@ -147,7 +157,7 @@ impl RestClient {
         request: &StopRequest,
     ) -> Result<String, FlinkError> {
         let path = format!("/jobs/{}/stop", segment(job_id)?);
-        let trigger: TriggerResponse = self.post_json(base, &path, request).await?;
+        let trigger: TriggerResponse = self.post_json(base, &path, request, self.timeout).await?;
         Ok(trigger.request_id)
     }
 
@@ -172,7 +182,12 @@ impl RestClient {
             savepoint_path: &'a str,
         }
         let trigger: TriggerResponse = self
-            .post_json(base, "/savepoint-disposal", &DisposalRequest { savepoint_path })
+            .post_json(
+                base,
+                "/savepoint-disposal",
+                &DisposalRequest { savepoint_path },
+                self.timeout,
+            )
             .await?;
         Ok(trigger.request_id)
     }
@@ -201,10 +216,10 @@ impl RestClient {
 
     /// `POST /jars/:jarid/run`: runs the jar's main method, which submits the job; returns the job id.
     /// A main method that throws, or a job that cannot start (e.g. a missing savepoint), fails this call with
-    /// Flink's message.
+    /// Flink's message. Bounded like an upload (at least 60 s), not by the timeout of the other calls.
     pub async fn run_jar(&self, base: &str, jar_id: &str, request: &JarRunRequest) -> Result<String, FlinkError> {
         let path = format!("/jars/{}/run", segment(jar_id)?);
-        let answer: JarRunResponse = self.post_json(base, &path, request).await?;
+        let answer: JarRunResponse = self.post_json(base, &path, request, self.upload_timeout).await?;
         Ok(answer.jobid)
     }
 
@@ -234,6 +249,7 @@ impl RestClient {
         base: &str,
         path: &str,
         request: &B,
+        timeout: Duration,
     ) -> Result<T, FlinkError> {
         let target = url(base, path);
         let json = serde_json::to_vec(request).map_err(|e| FlinkError::Decode {
@@ -243,12 +259,7 @@ impl RestClient {
         })?;
         let content_type = header::HeaderValue::from_static("application/json");
         let body = self
-            .call(
-                Method::POST,
-                &target,
-                Some((content_type, Bytes::from(json))),
-                self.timeout,
-            )
+            .call(Method::POST, &target, Some((content_type, Bytes::from(json))), timeout)
             .await?;
         decode(&Method::POST, &target, &body)
     }
@@ -505,6 +516,82 @@ mod tests {
         };
         assert!(is_retryable(&request) && is_retryable(&status(503)) && is_retryable(&status(500)));
         assert!(!is_retryable(&status(404)) && !is_retryable(&status(400)) && !is_retryable(&timeout));
+    }
+
+    /// A server on 127.0.0.1 that answers every request with `status` and `body` after `delay`.
+    async fn slow_server(delay: Duration, status: u16, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    // The whole request: headers, then Content-Length bytes of body.
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = socket.read(&mut chunk).await.unwrap_or(0);
+                        request.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&request).to_lowercase();
+                        let complete = text.split_once("\r\n\r\n").is_some_and(|(head, rest)| {
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            rest.len() >= length
+                        });
+                        if n == 0 || complete {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_jar_run_gets_the_upload_time_limit_not_the_short_one() {
+        // A run executes the job's main method on the JobManager: slower than the short limit of other calls.
+        let base = slow_server(Duration::from_millis(600), 200, r#"{"jobid":"0123abcdef"}"#).await;
+        let client = RestClient::new(Duration::from_millis(200)).with_upload_timeout(Duration::from_secs(10));
+        let job = client.run_jar(&base, "x.jar", &JarRunRequest::default()).await.unwrap();
+        assert_eq!(job, "0123abcdef");
+        // Other writes keep the short limit.
+        let err = client
+            .trigger_savepoint(&base, "0123abcdef", &SavepointRequest::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FlinkError::Timeout { .. }), "{err}");
+        // By default the upload limit is at least a minute, whatever the short one.
+        assert_eq!(
+            RestClient::new(Duration::from_secs(5)).upload_timeout,
+            MIN_UPLOAD_TIMEOUT
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_job_that_ended_otherwise_is_done() {
+        // What Flink 1.20 and 2.3 answer when the job finished (a stop-with-savepoint) before the cancel.
+        let ended = r#"{"errors":["org.apache.flink.runtime.rest.handler.RestHandlerException: Job cancellation failed because the job has already reached another terminal state (FINISHED)."]}"#;
+        let client = RestClient::new(Duration::from_secs(5));
+        let base = slow_server(Duration::ZERO, 409, ended).await;
+        client.cancel_job(&base, "0123abcdef").await.unwrap();
+        // Other refusals stay errors.
+        for status in [404, 500] {
+            let base = slow_server(Duration::ZERO, status, r#"{"errors":["no"]}"#).await;
+            let err = client.cancel_job(&base, "0123abcdef").await.unwrap_err();
+            assert_eq!(err.status(), Some(status), "{err}");
+        }
     }
 
     #[test]
