@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -99,22 +99,19 @@ pub async fn reconcile(fd: Arc<FlinkDeployment>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     let namespace = fd.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let with_finalizer = super::ensure_finalizer(&api, fd.clone(), FINALIZER)
-        .await
-        .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
-    let result = match with_finalizer {
-        Ok(object) => {
-            let outcome = finalizer(&api, FINALIZER, object, |event| async {
-                match event {
-                    Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
-                    Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
-                }
-            })
-            .await;
-            super::finalizer_outcome(outcome, Error::Finalizer)
-        }
-        Err(e) => Err(e),
-    };
+    let result = super::with_finalizer(
+        &api,
+        FINALIZER,
+        fd.clone(),
+        |event| async {
+            match event {
+                Finalizer::Apply(fd) => apply(&fd, &ctx, &namespace).await,
+                Finalizer::Cleanup(fd) => cleanup(&fd, &ctx, &namespace).await,
+            }
+        },
+        Error::Finalizer,
+    )
+    .await;
     ctx.metrics.reconciled("FlinkDeployment", result.is_ok(), started);
     if let Err(e) = &result
         && !matches!(e, Error::CleanupPending)

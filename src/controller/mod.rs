@@ -358,11 +358,34 @@ async fn mark_synced<K>(
     }
 }
 
+/// Runs `reconcile` under `finalizer` (kube-runtime's apply/cleanup split), adding the finalizer first so that a new
+/// resource is deployed in the same reconciliation (`ensure_finalizer`); `error` wraps a finalizer failure.
+pub(crate) async fn with_finalizer<K, E, Fut>(
+    api: &Api<K>,
+    finalizer: &str,
+    object: Arc<K>,
+    reconcile: impl FnOnce(kube::runtime::finalizer::Event<K>) -> Fut,
+    error: fn(String) -> E,
+) -> Result<kube::runtime::controller::Action, E>
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    Fut: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
+    E: std::error::Error + 'static,
+{
+    let object = ensure_finalizer(api, object, finalizer)
+        .await
+        .map_err(|e| error(format!("cannot add the finalizer: {e}")))?;
+    finalizer_outcome(
+        kube::runtime::finalizer::finalizer(api, finalizer, object, reconcile).await,
+        error,
+    )
+}
+
 /// Adds `finalizer` to an object that lacks it and is not being deleted, and returns the object as patched, so
 /// that the same reconciliation goes on to deploy. kube's `finalizer` adds it and stops, leaving the work to
 /// the reconciliation its patch triggers: a round trip through the watch and the queue for every new resource.
 /// The patch is kube's own: it fails, and the reconciliation is retried, if the finalizers changed meanwhile.
-pub(crate) async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, finalizer: &str) -> Result<Arc<K>, kube::Error>
+async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, finalizer: &str) -> Result<Arc<K>, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {

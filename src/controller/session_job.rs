@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -69,22 +69,19 @@ pub async fn reconcile(sj: Arc<FlinkSessionJob>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     let namespace = sj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), &namespace);
-    let with_finalizer = super::ensure_finalizer(&api, sj.clone(), FINALIZER)
-        .await
-        .map_err(|e| Error::Finalizer(format!("cannot add the finalizer: {e}")));
-    let result = match with_finalizer {
-        Ok(object) => {
-            let outcome = finalizer(&api, FINALIZER, object, |event| async {
-                match event {
-                    Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
-                    Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
-                }
-            })
-            .await;
-            super::finalizer_outcome(outcome, Error::Finalizer)
-        }
-        Err(e) => Err(e),
-    };
+    let result = super::with_finalizer(
+        &api,
+        FINALIZER,
+        sj.clone(),
+        |event| async {
+            match event {
+                Finalizer::Apply(sj) => apply(&sj, &ctx, &namespace).await,
+                Finalizer::Cleanup(sj) => cleanup(&sj, &ctx, &namespace).await,
+            }
+        },
+        Error::Finalizer,
+    )
+    .await;
     ctx.metrics.reconciled("FlinkSessionJob", result.is_ok(), started);
     if let Err(e) = &result {
         publish(&ctx, sj.as_ref(), EventType::Warning, e.reason(), &e.to_string()).await;
