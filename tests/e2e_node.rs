@@ -470,18 +470,25 @@ fn savepoint_deployment(name: &str, version: &str) -> serde_json::Value {
     fd
 }
 
-/// The last `(key, count)` printed for each key by the TaskManagers of `name` (their container logs).
-fn counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Vec<(u64, u64)> {
-    let out = node.kubectl(&[
+/// The container logs of the TaskManagers of `name`, whole (`extra`: more `kubectl logs` flags).
+fn taskmanager_logs(node: &support::node::Node, namespace: &str, name: &str, extra: &[&str]) -> String {
+    let selector = format!("app={name},component=taskmanager");
+    let mut args = vec![
         "-n",
         namespace,
         "logs",
         "-l",
-        &format!("app={name},component=taskmanager"),
+        &selector,
         "--tail=-1",
         "--max-log-requests=10",
-    ]);
-    support::flink::printed_counts(&String::from_utf8_lossy(&out.stdout))
+    ];
+    args.extend_from_slice(extra);
+    String::from_utf8_lossy(&node.kubectl(&args).stdout).into_owned()
+}
+
+/// The last `(key, count)` printed for each key by the TaskManagers of `name` (their container logs).
+fn counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Vec<(u64, u64)> {
+    support::flink::printed_counts(&taskmanager_logs(node, namespace, name, &[]))
 }
 
 /// The job lifecycle on the node through the in-cluster operator, one FlinkDeployment through all of it: a manual
@@ -738,17 +745,7 @@ fn job_lifecycle_on_flink_2_in_pods_with_the_operator_pod_killed_mid_upgrade() {
 /// `(milliseconds, key, count)` of every count the TaskManagers of `name` printed, timed by the container runtime's
 /// log timestamps, in time order.
 fn timed_counts_in_logs(node: &support::node::Node, namespace: &str, name: &str) -> Vec<(i64, u64, u64)> {
-    let out = node.kubectl(&[
-        "-n",
-        namespace,
-        "logs",
-        "-l",
-        &format!("app={name},component=taskmanager"),
-        "--tail=-1",
-        "--max-log-requests=10",
-        "--timestamps",
-    ]);
-    let mut counts: Vec<(i64, u64, u64)> = String::from_utf8_lossy(&out.stdout)
+    let mut counts: Vec<(i64, u64, u64)> = taskmanager_logs(node, namespace, name, &["--timestamps"])
         .lines()
         .filter_map(|line| {
             let (time, rest) = line.split_once(' ')?;
