@@ -215,6 +215,16 @@ median() {
     jq -s "map(.$field) | sort | .[(length - 1) / 2 | floor]" "${@:1:$#-1}"
 }
 
+# start_webhook BINARY PORT ADMIN_PORT LOG: an operator binary serving only its webhook on SERVER_CPU, in the
+# background; prints its PID.
+start_webhook() {
+    local certs=$OUT/certs
+    taskset -c "$SERVER_CPU" "$1" run --no-controller \
+        --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
+        --webhook-addr "127.0.0.1:$2" --admin-addr "127.0.0.1:$3" >"$4" 2>&1 &
+    echo "$!"
+}
+
 # start_servers: the operator (webhook only) and the floor, both on SERVER_CPU, answering a review.
 start_webhook_servers() {
     local certs=$OUT/certs
@@ -223,20 +233,12 @@ start_webhook_servers() {
         "$HELPER" review "$REPO/examples/basic.yaml" >"$OUT/review.json"
     fi
     read -r OP_PORT OP_ADMIN FLOOR_PORT BASE_PORT BASE_ADMIN < <(free_ports 5 | paste -sd' ')
-    taskset -c "$SERVER_CPU" "$BIN" run --no-controller \
-        --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
-        --webhook-addr "127.0.0.1:$OP_PORT" --admin-addr "127.0.0.1:$OP_ADMIN" \
-        >"$OUT/operator-webhook.log" 2>&1 &
-    OP_PID=$!
+    OP_PID=$(start_webhook "$BIN" "$OP_PORT" "$OP_ADMIN" "$OUT/operator-webhook.log")
     STARTED_PIDS+=("$OP_PID")
     WEBHOOK_PORTS=("$FLOOR_PORT" "$OP_PORT")
     BASE_PID=
     if [[ -n $BASE_BIN ]]; then
-        taskset -c "$SERVER_CPU" "$BASE_BIN" run --no-controller \
-            --tls-cert-file "$certs/tls.crt" --tls-key-file "$certs/tls.key" \
-            --webhook-addr "127.0.0.1:$BASE_PORT" --admin-addr "127.0.0.1:$BASE_ADMIN" \
-            >"$OUT/baseline-webhook.log" 2>&1 &
-        BASE_PID=$!
+        BASE_PID=$(start_webhook "$BASE_BIN" "$BASE_PORT" "$BASE_ADMIN" "$OUT/baseline-webhook.log")
         STARTED_PIDS+=("$BASE_PID")
         wait_until 20 "baseline webhook ready" is_ready "$BASE_ADMIN" || die "baseline not ready: $OUT/baseline-webhook.log"
         WEBHOOK_PORTS+=("$BASE_PORT")
