@@ -375,6 +375,12 @@ async fn crash_looping_jobmanager_pod_is_an_error() {
     std::fs::write(&file, stored.to_string()).unwrap();
     env.cluster
         .kubectl_ok(&["replace", "--subresource=status", "-f", file.to_str().unwrap()]);
+    // And the Deployment controller: the Deployment now has a pod, not available. Only then are its pods
+    // worth a look.
+    env.set_deployment_status(
+        name,
+        json!({"replicas": 1, "unavailableReplicas": 1, "updatedReplicas": 1}),
+    );
 
     let d = status_field(&env, name, "/status/jobManagerDeploymentStatus", "ERROR").await;
     assert_eq!(d["status"]["lifecycleState"], "FAILED");

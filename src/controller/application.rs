@@ -93,7 +93,10 @@ pub async fn reconcile(
                     let note = "the JobManager Deployment was gone; deployed it again";
                     publish(ctx, fd, EventType::Warning, "Missing", note, "Observe").await;
                 }
-                if !DeploymentView::of(&jobmanager).is_available() || observed.world.job.is_none() {
+                // Look again soon while pods are starting (a crash loop shows only in the pods) or while
+                // the cluster is up but the job has not shown up on its REST API yet.
+                let view = DeploymentView::of(&jobmanager);
+                if view.pods_to_watch() || (view.is_available() && observed.world.job.is_none()) {
                     requeue = requeue.min(SETTLING);
                 }
             }
@@ -190,7 +193,7 @@ async fn observe(
         KubernetesDeploymentMode::Native => cached(&taskmanager_name).map(|d| d.as_ref().clone()),
     };
     let mut view = jobmanager.as_ref().map(DeploymentView::of);
-    if let Some(v) = view.as_mut().filter(|v| v.failure.is_none() && !v.is_available()) {
+    if let Some(v) = view.as_mut().filter(|v| v.pods_to_watch()) {
         v.failure = jobmanager_pod_failure(ctx, namespace, &name).await;
     }
     let running_fd = with_spec(fd, running_spec.clone());

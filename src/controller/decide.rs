@@ -16,6 +16,8 @@ use crate::crd::{
 pub struct DeploymentView {
     pub replicas: i32,
     pub available: i32,
+    /// Pods the Deployment has (status.replicas): none until the ReplicaSet controller has created them.
+    pub pods: i32,
     /// Why the Deployment cannot make progress (ReplicaFailure, FailedCreate, progress deadline), if so.
     pub failure: Option<String>,
 }
@@ -26,10 +28,19 @@ impl DeploymentView {
         self.failure.is_none() && self.available >= self.replicas.max(1)
     }
 
+    /// Pods exist but are not available, and the Deployment itself reports no failure: only the pods can
+    /// tell whether they are starting or cannot start (CrashLoopBackOff does not change the Deployment's
+    /// status, so nothing would wake the reconciler). Without pods there is nothing to look at: the
+    /// Deployment's own status change when they are created wakes it through the watch.
+    pub fn pods_to_watch(&self) -> bool {
+        !self.is_available() && self.failure.is_none() && self.pods > 0
+    }
+
     pub fn of(deployment: &Deployment) -> DeploymentView {
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let status = deployment.status.as_ref();
         let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
+        let pods = status.and_then(|s| s.replicas).unwrap_or(0);
         let failure = status.and_then(|s| s.conditions.as_ref()).and_then(|conditions| {
             conditions.iter().find_map(|c| {
                 let failed = (c.type_ == "ReplicaFailure" && c.status == "True")
@@ -47,6 +58,7 @@ impl DeploymentView {
         DeploymentView {
             replicas,
             available,
+            pods,
             failure,
         }
     }
@@ -307,6 +319,7 @@ mod tests {
         DeploymentView {
             replicas,
             available,
+            pods: available,
             failure: None,
         }
     }
@@ -324,6 +337,20 @@ mod tests {
             ..view(1, 1)
         };
         assert_eq!(jobmanager_status(Some(&failed), true), Error);
+    }
+
+    #[test]
+    fn only_existing_unavailable_pods_are_watched() {
+        // Created, but the ReplicaSet controller has not made pods yet: its status change will wake us.
+        assert!(!view(1, 0).pods_to_watch());
+        let starting = DeploymentView { pods: 1, ..view(1, 0) };
+        assert!(starting.pods_to_watch());
+        assert!(!view(1, 1).pods_to_watch());
+        let failed = DeploymentView {
+            failure: Some("ProgressDeadlineExceeded: no progress".into()),
+            ..starting
+        };
+        assert!(!failed.pods_to_watch());
     }
 
     #[test]

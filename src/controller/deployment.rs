@@ -203,7 +203,7 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         }
     };
     let mut view = jobmanager.as_ref().map(DeploymentView::of);
-    if let Some(v) = view.as_mut().filter(|v| v.failure.is_none() && !v.is_available()) {
+    if let Some(v) = view.as_mut().filter(|v| v.pods_to_watch()) {
         // Not available yet: is it starting, or can it not start at all?
         v.failure = jobmanager_pod_failure(ctx, namespace, &fd.name_any()).await;
     }
