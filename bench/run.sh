@@ -24,7 +24,7 @@
 # BENCH_DURATION (10 s per wrk run), BENCH_COUNT (1000), BENCH_CONCURRENCY (32 creates in flight),
 # BENCH_SINGLES (20 creates one at a time after the burst),
 # BENCH_STEADY_SECONDS (90), BENCH_STARTUPS (3), BENCH_SOAK_SECONDS (180), BENCH_FLAT_MB (5),
-# BENCH_QUIET_WAIT (600 s to wait for no `rustc`/`e2e_node` process before each block), BENCH_NO_BUILD=1
+# BENCH_PROFILE=1 (perf record the operator over the burst: DIR/perf-report.txt), BENCH_QUIET_WAIT (600 s to wait for no `rustc`/`e2e_node` process before each block), BENCH_NO_BUILD=1
 # (use the binaries already built), CARGO_TARGET_DIR (default $CACHE_DIR/target),
 # BENCH_BASELINE=REV (also build the operator of git revision REV, in its own target dir
 # $CACHE_DIR/target-baseline, and measure it beside the current one in the same run: a third webhook server
@@ -156,6 +156,7 @@ is_ready() { [[ $(http_code "http://127.0.0.1:$1/readyz") == 200 ]]; }
 
 prepare() {
     apt_ensure wrk util-linux jq curl
+    if [[ ${BENCH_PROFILE:-0} == 1 ]]; then apt_ensure linux-perf; fi
     if [[ -z ${BENCH_NO_BUILD:-} ]]; then
         # Two builds: an example turns dev-dependencies on, whose features would change the operator's
         # build; the operator is measured exactly as `cargo build --release --locked` (the image) builds it.
@@ -412,11 +413,23 @@ reconcile_scenario() {
     STARTED_PIDS+=("$!")
 
     local op0 api0 etcd0 op1 api1 etcd1 t0 t1
+    local perf_pid=
+    if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+        # Where the operator's CPU goes in the burst: no hardware counters on these VMs, so the
+        # cpu-clock software event, sampled at 999 Hz (symbols only: release builds keep no frame pointers).
+        perf record -q -e cpu-clock -F 999 -p "$CTL_PID" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
+        perf_pid=$!
+    fi
     op0=$(cpu_ticks "$CTL_PID") api0=$(cpu_ticks "$APISERVER_PID") etcd0=$(cpu_ticks "$ETCD_PID") t0=$(now)
     KUBECONFIG=$ADMIN_KUBECONFIG "$HELPER" scale --namespace "$NAMESPACE" --count "$COUNT" \
         --concurrency "$CONCURRENCY" --example "$REPO/examples/basic.yaml" --out "$dir/scale.json" \
         >"$dir/scale.log" 2>&1 || die "scale run failed: $dir/scale.log"
     op1=$(cpu_ticks "$CTL_PID") api1=$(cpu_ticks "$APISERVER_PID") etcd1=$(cpu_ticks "$ETCD_PID") t1=$(now)
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" && wait "$perf_pid" || true
+        perf report -i "$dir/perf.data" --stdio --sort dso,symbol --percent-limit 0.5 >"$dir/perf-report.txt" 2>/dev/null || true
+        log "profile of the burst: $dir/perf-report.txt"
+    fi
 
     # Steady state: let the last reconciles finish, then count writes over a window that includes a resync.
     sleep 10
