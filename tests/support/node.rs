@@ -334,22 +334,48 @@ fn take_machine_lock() -> File {
     }
 }
 
-/// With the machine lock held: a node left behind by an earlier test process that was killed is torn down;
-/// one started by someone else (dev-up.sh, a shell) is not ours to stop.
+/// With the machine lock held: a node left behind by an earlier test process that was killed is torn down,
+/// and so is any node none of whose processes is alive (its owner was killed with its process group, leaving
+/// the network namespace, mounts and owner file behind); a live one started by someone else (dev-up.sh, a
+/// shell) is not ours to stop.
 fn free_node(workdir: &Path) {
     let Ok(owner) = std::fs::read_to_string(OWNER_FILE) else {
         return;
     };
-    let owner = owner.trim();
-    if Path::new(owner) == workdir {
-        eprintln!("tearing down a node left behind by an earlier test run ({owner})");
+    let owner = Path::new(owner.trim());
+    if owner == workdir {
+        eprintln!(
+            "tearing down a node left behind by an earlier test run ({})",
+            owner.display()
+        );
         cluster_down(workdir);
+    } else if live_node_processes(owner).is_empty() {
+        eprintln!(
+            "tearing down a node none of whose processes runs any more ({})",
+            owner.display()
+        );
+        cluster_down(owner);
     } else {
         panic!(
             "a node cluster from {owner} runs on this machine and only one can: stop it first \
-             (tests/env/dev-down.sh for dev-up's, or tests/env/node/cluster.sh down {owner})"
+             (tests/env/dev-down.sh for dev-up's, or tests/env/node/cluster.sh down {owner})",
+            owner = owner.display()
         );
     }
+}
+
+/// The PIDs of a node's `*.pid` files (cluster.sh writes one per component) that name a running process.
+fn live_node_processes(workdir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(workdir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pid"))
+        .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u32>().ok())
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        .collect()
 }
 
 fn parse_env(text: &str) -> HashMap<String, String> {
