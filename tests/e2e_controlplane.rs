@@ -378,3 +378,91 @@ async fn prometheus_scrapes_operator_metrics() {
     let up = prometheus.query(r#"up{job="flink-operator"}"#).await.unwrap();
     assert_eq!(up[0]["value"][1], "1");
 }
+
+/// The guard against acting on the watch's stale copy rests on the API server refusing a status merge patch
+/// whose `metadata.resourceVersion` is not the resource's current one; checked here on the real one.
+#[tokio::test]
+async fn a_status_computed_from_an_old_copy_is_refused_by_the_api_server() {
+    use flink_operator::controller::status::{StatusWrite, write};
+    use flink_operator::crd::{FlinkDeployment, FlinkDeploymentStatus};
+    use kube::ResourceExt;
+
+    if skip_e2e() {
+        return;
+    }
+    let cluster = ControlPlane::start();
+    cluster.install_crds();
+    let basic = repo().join("examples/basic.yaml");
+    cluster.kubectl_ok(&["create", "-f", basic.to_str().unwrap()]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.admin_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let api: kube::Api<FlinkDeployment> =
+        kube::Api::namespaced(kube::Client::try_from(config).unwrap(), &cluster.namespace);
+
+    let old_copy = api.get("basic-example").await.unwrap();
+    let old_version = old_copy.resource_version();
+    let empty = FlinkDeploymentStatus::default();
+    let with_error = |e: &str| FlinkDeploymentStatus {
+        error: Some(e.to_string()),
+        ..FlinkDeploymentStatus::default()
+    };
+    let first = write(
+        &api,
+        "basic-example",
+        &empty,
+        &with_error("first"),
+        old_version.as_deref(),
+    )
+    .await
+    .unwrap();
+    let StatusWrite::Written(Some(new_version)) = first else {
+        panic!("the first write, on the current copy, must be written: {first:?}");
+    };
+    assert_ne!(Some(&new_version), old_version.as_ref());
+
+    // The old copy again: refused, and the status is the first write's.
+    let second = write(
+        &api,
+        "basic-example",
+        &empty,
+        &with_error("second"),
+        old_version.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second, StatusWrite::Stale);
+    let live = api.get("basic-example").await.unwrap();
+    assert_eq!(live.resource_version(), Some(new_version.clone()));
+    assert_eq!(live.status.and_then(|s| s.error).as_deref(), Some("first"));
+
+    // On the current version it is written; without a version it always is; an unchanged status costs nothing.
+    let third = write(
+        &api,
+        "basic-example",
+        &with_error("first"),
+        &with_error("third"),
+        Some(&new_version),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(third, StatusWrite::Written(Some(_))), "{third:?}");
+    let fourth = write(&api, "basic-example", &with_error("third"), &with_error("fourth"), None)
+        .await
+        .unwrap();
+    assert!(matches!(fourth, StatusWrite::Written(Some(_))), "{fourth:?}");
+    let same = write(
+        &api,
+        "basic-example",
+        &with_error("fourth"),
+        &with_error("fourth"),
+        old_version.as_deref(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same, StatusWrite::Unchanged);
+    let live = api.get("basic-example").await.unwrap();
+    assert_eq!(live.status.and_then(|s| s.error).as_deref(), Some("fourth"));
+}

@@ -17,8 +17,11 @@ use tracing::{info, warn};
 use super::Context;
 use super::cache::cached_or_get;
 use super::decide::{self, DeploymentView, StatusInputs};
-use super::deployment::{Error, apply_objects, jobmanager_pod_failure, publish, rest_cluster_info, write_status};
+use super::deployment::{
+    Error, apply_objects, jobmanager_pod_failure, publish, rest_cluster_info, write_status, write_status_based_on,
+};
 use super::job::{self, Desired, JobAction, JobSettings, Observed, ObservedJob, TriggerState};
+use super::status::{self, StatusWrite};
 use crate::crd::{
     FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, KubernetesDeploymentMode, SavepointTriggerType,
 };
@@ -52,14 +55,52 @@ pub async fn reconcile(
         publish(ctx, fd, EventType::Warning, "ValidationError", error, "Validate").await;
     }
 
-    let observed = observe(fd, ctx, namespace, deployed.as_ref().unwrap_or(&fd.spec), &previous).await;
+    // Nothing deployed yet: an object the (synced) watches have not seen is not there.
+    let fresh = deployed.is_none();
+    let observed = observe(
+        fd,
+        ctx,
+        namespace,
+        deployed.as_ref().unwrap_or(&fd.spec),
+        &previous,
+        fresh,
+    )
+    .await;
     let desired = validation.is_ok().then_some(Desired {
         spec: &fd.spec,
         generation: fd.metadata.generation,
     });
     let now = k8s_openapi::jiff::Timestamp::now();
     let plan = job::decide(desired, &previous, &observed.world, &settings, now.as_millisecond());
-
+    let invalid_spec = validation.is_err();
+    let applying = plan.actions.iter().any(|a| matches!(a, JobAction::Apply { .. }));
+    let status = with_cluster_fields(
+        fd,
+        &previous,
+        plan.status.clone(),
+        &observed,
+        decide::jobmanager_status_recorded(observed.world.jobmanager, applying),
+        validation.err().or(plan.error.clone()),
+        invalid_spec,
+        now,
+    );
+    // Nothing is done on a copy older than the API server's (see `status`): the write that records this
+    // decision is conditional on the copy's version, and a decision that changes no status but does something
+    // that must not happen twice checks the version first.
+    let based_on = fd.metadata.resource_version.as_deref();
+    let written_now = write_status_based_on(ctx, namespace, &name, &previous, &status, based_on).await?;
+    let stale = match written_now {
+        StatusWrite::Stale => true,
+        StatusWrite::Unchanged if plan.actions.iter().any(JobAction::must_not_repeat) => {
+            let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), namespace);
+            !status::is_current(&api, fd).await.map_err(Error::ReadFlinkDeployment)?
+        }
+        StatusWrite::Unchanged | StatusWrite::Written(_) => false,
+    };
+    if stale {
+        info!(name, "the watch's copy is behind the API server; looking again shortly");
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     for event in &plan.events {
         let type_ = if event.warning {
             EventType::Warning
@@ -68,27 +109,22 @@ pub async fn reconcile(
         };
         publish(ctx, fd, type_, event.reason, &event.message, "Reconcile").await;
     }
-    let invalid_spec = validation.is_err();
-    let status = with_cluster_fields(
-        fd,
-        &previous,
-        plan.status.clone(),
-        &observed,
-        validation.err().or(plan.error.clone()),
-        invalid_spec,
-        now,
-    );
-    write_status(ctx, namespace, &name, &previous, &status).await?;
 
     let mut written = status;
     let mut requeue = plan.requeue.unwrap_or(ctx.resync).min(ctx.resync);
+    // The echo of a status write wakes no reconciliation (see `triggers`): a look that moved the status
+    // looks again right after it, so no step ever waits for the resync because it waited for that echo.
+    if matches!(written_now, StatusWrite::Written(_)) {
+        requeue = requeue.min(job::NEXT_STEP);
+    }
     let base = observed.rest_base.clone();
     // A JobManager created by a planned deployment is not news; one created in steady state replaces a lost one.
     let deploying = plan.events.iter().any(|e| matches!(e.reason, "Deploy" | "Submit"));
     for action in plan.actions {
         match action {
             JobAction::Apply { restore } => {
-                let (jobmanager, created) = apply_deployed(fd, ctx, namespace, &written, restore.as_deref()).await?;
+                let (jobmanager, created) =
+                    apply_deployed(fd, ctx, namespace, &written, restore.as_deref(), fresh).await?;
                 if created && observed.had_jobmanager && !deploying {
                     let note = "the JobManager Deployment was gone; deployed it again";
                     publish(ctx, fd, EventType::Warning, "Missing", note, "Observe").await;
@@ -173,23 +209,25 @@ async fn observe(
     namespace: &str,
     running_spec: &FlinkDeploymentSpec,
     previous: &FlinkDeploymentStatus,
+    fresh: bool,
 ) -> Observation {
     let name = fd.name_any();
     let cached = |name: &str| ctx.cache.deployment(namespace, name);
-    let jobmanager = cached_or_get(cached(&name), &ctx.client, namespace, &name)
-        .await
-        .ok()
-        .flatten();
+    let lookup = |name: String| async move {
+        match fresh {
+            true => cached(&name).map(|d| d.as_ref().clone()),
+            false => cached_or_get(cached(&name), &ctx.client, namespace, &name)
+                .await
+                .ok()
+                .flatten(),
+        }
+    };
+    let jobmanager = lookup(name.clone()).await;
     // Only a standalone cluster has a TaskManager Deployment: for a native one the (synced) watch's word that
     // there is none is enough, without asking the API server on every look.
     let taskmanager_name = format!("{name}-taskmanager");
     let taskmanager = match running_spec.mode() {
-        KubernetesDeploymentMode::Standalone => {
-            cached_or_get(cached(&taskmanager_name), &ctx.client, namespace, &taskmanager_name)
-                .await
-                .ok()
-                .flatten()
-        }
+        KubernetesDeploymentMode::Standalone => lookup(taskmanager_name.clone()).await,
         KubernetesDeploymentMode::Native => cached(&taskmanager_name).map(|d| d.as_ref().clone()),
     };
     let mut view = jobmanager.as_ref().map(DeploymentView::of);
@@ -214,9 +252,12 @@ async fn observe(
         (None, None)
     };
     let jobmanager_status = decide::jobmanager_status(view.as_ref(), cluster_info.is_some());
-    // Pods outlive their Deployment for a while: the cluster is gone only when they are too.
-    let cluster_present =
-        jobmanager.is_some() || taskmanager.is_some() || cluster_pods_exist(ctx, namespace, &name).await;
+    // Pods outlive their Deployment for a while: the cluster is gone only when they are too. Only an
+    // upgrade waits for that, so only then are the pods asked about (a suspended job's cluster is gone
+    // for good, and a new resource has none: no list on each of their looks).
+    let cluster_present = jobmanager.is_some()
+        || taskmanager.is_some()
+        || (previous.upgrade.is_some() && cluster_pods_exist(ctx, namespace, &name).await);
     let mut world = Observed {
         jobmanager: jobmanager_status,
         cluster_present,
@@ -331,6 +372,9 @@ fn with_spec(fd: &FlinkDeployment, spec: FlinkDeploymentSpec) -> FlinkDeployment
     copy
 }
 
+/// How soon a reconciliation that found the watch's copy behind looks again (the watch event is on its way).
+const STALE_RETRY: Duration = Duration::from_millis(500);
+
 /// Applies the objects of the spec recorded as deployed, starting the job from `restore`.
 async fn apply_deployed(
     fd: &FlinkDeployment,
@@ -338,6 +382,7 @@ async fn apply_deployed(
     namespace: &str,
     status: &FlinkDeploymentStatus,
     restore: Option<&str>,
+    fresh: bool,
 ) -> Result<(Deployment, bool), Error> {
     let spec = job::deployed_spec(status).ok_or_else(|| Error::BuildDeployedSpec("no deployed spec".into()))?;
     let allow_non_restored_state = spec
@@ -353,7 +398,7 @@ async fn apply_deployed(
     let cluster = resources::Cluster::new(&deployed, &ctx.defaults, deploy)
         .map_err(|e| Error::BuildDeployedSpec(e.to_string()))?;
     let objects = resources::build_cluster(&cluster).map_err(|e| Error::BuildDeployedSpec(e.to_string()))?;
-    apply_objects(ctx, namespace, objects).await
+    apply_objects(ctx, namespace, objects, fresh).await
 }
 
 /// Deletes the cluster's Deployments, and Flink's HA data unless kept. Their pods go asynchronously; the
@@ -379,11 +424,13 @@ async fn delete_cluster(ctx: &Context, namespace: &str, name: &str, keep_ha: boo
 }
 
 /// Adds what the reconciler knows about the cluster (JobManager state, TaskManagers, conditions).
+#[allow(clippy::too_many_arguments)]
 fn with_cluster_fields(
     fd: &FlinkDeployment,
     previous: &FlinkDeploymentStatus,
     planned: FlinkDeploymentStatus,
     observed: &Observation,
+    jobmanager: crate::crd::JobManagerDeploymentStatus,
     error: Option<String>,
     invalid_spec: bool,
     now: k8s_openapi::jiff::Timestamp,
@@ -399,7 +446,7 @@ fn with_cluster_fields(
         previous: &planned,
         deployed_spec: None,
         error,
-        jobmanager: observed.world.jobmanager,
+        jobmanager,
         cluster_info: observed.cluster_info.clone(),
         taskmanager_selector: format!("app={name},component=taskmanager"),
         taskmanager_replicas: observed.taskmanager_replicas,

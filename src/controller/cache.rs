@@ -37,6 +37,20 @@ pub enum Seen {
     Present(Option<String>),
     /// Not in the store: absent, or too new for the watch; ask the API server.
     Unknown,
+    /// Known not to exist: nothing was ever deployed for this resource, so there is nothing to ask about.
+    Absent,
+}
+
+impl Seen {
+    /// What a store miss means for a resource that has never been deployed (`fresh`): the object is not
+    /// there yet. A stale orphan left by an earlier resource of the same name is overwritten by the apply
+    /// all the same, so the GET that would find it is not needed.
+    pub fn given_fresh(self, fresh: bool) -> Seen {
+        match self {
+            Seen::Unknown if fresh => Seen::Absent,
+            seen => seen,
+        }
+    }
 }
 
 impl Cache {
@@ -135,6 +149,16 @@ mod tests {
         // Same name, other namespace: not the same object.
         assert_eq!(cache.deployment_seen("two", "x"), Seen::Unknown);
         assert_eq!(cache.service_seen("one", "x"), Seen::Unknown);
+    }
+
+    #[test]
+    fn a_miss_is_absent_only_before_the_first_deployment() {
+        assert_eq!(Seen::Unknown.given_fresh(true), Seen::Absent);
+        assert_eq!(Seen::Unknown.given_fresh(false), Seen::Unknown);
+        // What the watch saw stands either way.
+        let hit = Seen::Present(Some("h".into()));
+        assert_eq!(hit.clone().given_fresh(true), hit);
+        assert_eq!(hit.clone().given_fresh(false), hit);
     }
 
     #[test]

@@ -110,6 +110,16 @@ pub fn jobmanager_status(view: Option<&DeploymentView>, rest_ready: bool) -> Job
     }
 }
 
+/// The JobManager state to record for a look that observed `observed` and is about to apply the cluster's
+/// objects (`applying`): a missing JobManager is being deployed (as upstream records it), which spares the
+/// next look a status write of its own for what the apply is known to do.
+pub fn jobmanager_status_recorded(observed: JobManagerDeploymentStatus, applying: bool) -> JobManagerDeploymentStatus {
+    match observed {
+        JobManagerDeploymentStatus::Missing if applying => JobManagerDeploymentStatus::Deploying,
+        other => other,
+    }
+}
+
 /// The lifecycle state shown to users, derived from the status alone (as upstream does).
 pub fn lifecycle_state(status: &FlinkDeploymentStatus, deleting: bool) -> ResourceLifecycleState {
     if deleting {
@@ -337,6 +347,10 @@ mod tests {
             ..view(1, 1)
         };
         assert_eq!(jobmanager_status(Some(&failed), true), Error);
+        assert_eq!(jobmanager_status_recorded(Missing, true), Deploying);
+        assert_eq!(jobmanager_status_recorded(Missing, false), Missing);
+        assert_eq!(jobmanager_status_recorded(Ready, true), Ready);
+        assert_eq!(jobmanager_status_recorded(Error, true), Error);
     }
 
     #[test]

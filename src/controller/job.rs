@@ -156,7 +156,8 @@ impl TriggerState {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
     pub jobmanager: JobManagerDeploymentStatus,
-    /// A JobManager or TaskManager Deployment of the cluster exists.
+    /// A JobManager or TaskManager Deployment of the cluster exists, or (while an upgrade is in progress,
+    /// the only time this is read) one of their pods is still there.
     pub cluster_present: bool,
     /// The job, when the REST endpoint answered and a job exists.
     pub job: Option<ObservedJob>,
@@ -177,11 +178,21 @@ pub struct JobSettings {
     pub history_max_age: Duration,
     /// How long a savepoint trigger may stay unobservable before it counts as failed.
     pub trigger_grace: Duration,
+    /// How old Flink's REST answers on checkpoint statistics may be: it caches them (and the job's execution
+    /// graph) for this long, so a read right after the job ended can name a checkpoint already subsumed.
+    pub checkpoint_stats_max_age: Duration,
 }
 
 pub const HISTORY_MAX_COUNT: &str = "kubernetes.operator.savepoint.history.max.count";
 pub const HISTORY_MAX_AGE: &str = "kubernetes.operator.savepoint.history.max.age";
 pub const TRIGGER_GRACE: &str = "kubernetes.operator.savepoint.trigger.grace-period";
+/// Flink's cache of checkpoint statistics; unset, it falls back to `web.refresh-interval`.
+pub const CHECKPOINT_STATS_CACHE: &str = "rest.cache.checkpoint-statistics.timeout";
+pub const WEB_REFRESH_INTERVAL: &str = "web.refresh-interval";
+/// Flink's default for both.
+const FLINK_REST_CACHE_DEFAULT: Duration = Duration::from_secs(3);
+/// Slack on top of the cache's age: the JobManager's clock and the operator's are not the same clock.
+const STATS_SETTLE_MARGIN: Duration = Duration::from_millis(500);
 
 impl JobSettings {
     /// Reads the settings; a malformed value falls back to the default (validation reports it).
@@ -197,6 +208,11 @@ impl JobSettings {
                 .max(1),
             history_max_age: duration(HISTORY_MAX_AGE).unwrap_or(Duration::from_secs(24 * 3600)),
             trigger_grace: duration(TRIGGER_GRACE).unwrap_or(Duration::from_secs(60)),
+            // The execution graph is cached for web.refresh-interval, the statistics for their own timeout
+            // (itself defaulting to web.refresh-interval): wait out the longer.
+            checkpoint_stats_max_age: duration(CHECKPOINT_STATS_CACHE)
+                .unwrap_or(FLINK_REST_CACHE_DEFAULT)
+                .max(duration(WEB_REFRESH_INTERVAL).unwrap_or(FLINK_REST_CACHE_DEFAULT)),
         }
     }
 }
@@ -219,6 +235,15 @@ pub enum JobAction {
     DeleteCluster { keep_ha: bool },
     /// Dispose savepoints dropped from the history.
     DisposeSavepoints { locations: Vec<String> },
+}
+
+impl JobAction {
+    /// Whether carrying it out a second time would do harm: a second savepoint or stop whose trigger
+    /// overwrites the first one's, a delete of a cluster just deployed again. Such an action is only taken
+    /// on a current copy of the resource. Applying the same objects twice changes nothing.
+    pub fn must_not_repeat(&self) -> bool {
+        !matches!(self, JobAction::Apply { .. })
+    }
 }
 
 /// An event worth telling the user.
@@ -707,6 +732,7 @@ fn begin_upgrade(
             step: UpgradeStep::Deleting,
             restore_path: restore,
             started: p.now_ms,
+            job_ended_seen: None,
         }
     } else {
         if mode == UpgradeMode::LastState && !p.settings.ha {
@@ -737,6 +763,7 @@ fn begin_upgrade(
             step: UpgradeStep::Stopping,
             restore_path: None,
             started: p.now_ms,
+            job_ended_seen: None,
         }
     };
     p.status.upgrade = Some(progress);
@@ -783,6 +810,22 @@ fn settle(p: &mut Planner<'_>, mut progress: UpgradeProgress, restore: Option<St
     p.soon(NEXT_STEP);
 }
 
+/// The old job has ended: true once its statistics (latest checkpoint and savepoint) can be trusted to be
+/// final. Flink's REST serves them from a cache, so until the cache's age has passed since the operator first saw
+/// the job ended they may predate the end and name a checkpoint the job has since subsumed and deleted; restoring
+/// from that fails the new job. Until then the pass records when the end was first seen and looks again then.
+fn statistics_settled(p: &mut Planner<'_>, progress: &mut UpgradeProgress) -> bool {
+    let seen = *progress.job_ended_seen.get_or_insert(p.now_ms);
+    let wait = p.settings.checkpoint_stats_max_age + STATS_SETTLE_MARGIN;
+    let due = seen.saturating_add(wait.as_millis() as i64);
+    if p.now_ms >= due {
+        return true;
+    }
+    p.status.upgrade = Some(progress.clone());
+    p.soon(Duration::from_millis((due - p.now_ms) as u64));
+    false
+}
+
 fn stop_step(p: &mut Planner<'_>, progress: UpgradeProgress, keep_ha: bool) {
     let observed = p.observed;
     let previous_restore = p
@@ -822,7 +865,7 @@ fn stop_step(p: &mut Planner<'_>, progress: UpgradeProgress, keep_ha: bool) {
     }
 }
 
-fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_known: Option<String>) {
+fn stop_with_savepoint(p: &mut Planner<'_>, mut progress: UpgradeProgress, best_known: Option<String>) {
     let observed = p.observed;
     let info = p.recorded_savepoints();
     if info.trigger_id.is_some() {
@@ -844,7 +887,9 @@ fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_know
             Some(TriggerState::Unknown { error }) => {
                 // The job may have stopped with the savepoint all the same: the statistics tell.
                 let stopped = observed.job.as_ref().is_some_and(|j| j.state == "FINISHED");
-                if stopped && let Some(location) = observed.latest_savepoint.clone() {
+                if stopped && !statistics_settled(p, &mut progress) {
+                    // Looked at again once the statistics are final.
+                } else if stopped && let Some(location) = observed.latest_savepoint.clone() {
                     record_completed(p, location.clone(), SavepointTriggerType::Upgrade);
                     settle(p, progress, Some(location));
                 } else if !observed.cluster_present {
@@ -878,6 +923,7 @@ fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_know
                 p.soon(RETRY);
             }
         }
+        Some(job) if job.is_terminal() && !statistics_settled(p, &mut progress) => {}
         Some(job) if job.state == "FINISHED" && observed.latest_savepoint.is_some() => {
             // Stopped with a savepoint whose trigger was never recorded (the operator died in between).
             let location = observed.latest_savepoint.clone();
@@ -916,13 +962,14 @@ fn stop_with_savepoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_know
 }
 
 /// last-state without HA: cancel the job (its latest checkpoint is retained), then restore from that.
-fn cancel_keeping_checkpoint(p: &mut Planner<'_>, progress: UpgradeProgress, best_known: Option<String>) {
+fn cancel_keeping_checkpoint(p: &mut Planner<'_>, mut progress: UpgradeProgress, best_known: Option<String>) {
     let observed = p.observed;
     match observed.job.clone() {
         Some(job) if !job.is_terminal() => {
             p.actions.push(JobAction::Cancel { job_id: job.id });
             p.soon(IN_FLIGHT);
         }
+        Some(_) if !statistics_settled(p, &mut progress) => {}
         Some(_) => {
             let restore = observed
                 .latest_checkpoint

@@ -515,9 +515,16 @@ struct Run {
     settings: JobSettings,
 }
 
+/// How long after the old job is first seen ended its statistics are trusted, with the default settings.
+const STATS_SETTLED_AFTER_MS: i64 = 3_500;
+
 impl Run {
     fn pass(&mut self, world: &Observed) -> JobPlan {
-        let plan = decide(desired(&self.spec), &self.status, world, &self.settings, NOW);
+        self.pass_at(world, NOW)
+    }
+
+    fn pass_at(&mut self, world: &Observed, now_ms: i64) -> JobPlan {
+        let plan = decide(desired(&self.spec), &self.status, world, &self.settings, now_ms);
         self.status = plan.status.clone();
         for action in &plan.actions {
             match action {
@@ -642,7 +649,12 @@ fn a_stop_whose_trigger_was_never_recorded_is_recovered_from_the_statistics() {
         latest_savepoint: Some("file:///sp/lost-trigger".into()),
         ..running_world()
     };
+    // Flink's REST may still serve statistics from before the stop: they are read once its cache has expired.
     let plan = run.pass(&after_crash);
+    assert!(plan.actions.is_empty(), "never stops twice");
+    assert_eq!(run.step(), Some(UpgradeStep::Stopping));
+    assert_eq!(plan.requeue, Some(Duration::from_millis(STATS_SETTLED_AFTER_MS as u64)));
+    let plan = run.pass_at(&after_crash, NOW + STATS_SETTLED_AFTER_MS);
     assert!(plan.actions.is_empty(), "never stops twice or deletes in the same pass");
     assert_eq!(run.step(), Some(UpgradeStep::Deleting));
     assert_eq!(
@@ -756,18 +768,38 @@ fn last_state_without_ha_cancels_and_restores_from_the_retained_checkpoint() {
         run.pass(&with_checkpoint).actions,
         vec![JobAction::Cancel { job_id: "job-1".into() }]
     );
+    // Right after the cancel Flink's REST can still answer from its statistics cache: chk-7, which the job
+    // subsumed (and deleted) when chk-8 completed. Nothing is settled from that answer.
+    let cancelled_stale = Observed {
+        job: Some(job_in("CANCELED")),
+        ..with_checkpoint.clone()
+    };
+    let plan = run.pass(&cancelled_stale);
+    assert!(plan.actions.is_empty());
+    assert_eq!(run.step(), Some(UpgradeStep::Stopping));
+    assert_eq!(run.status.upgrade.as_ref().unwrap().job_ended_seen, Some(NOW));
+    assert_eq!(plan.requeue, Some(Duration::from_millis(STATS_SETTLED_AFTER_MS as u64)));
+    // A pass before the cache has expired waits only for what is left of it.
+    let plan = run.pass_at(&cancelled_stale, NOW + 1_000);
+    assert_eq!(run.step(), Some(UpgradeStep::Stopping));
+    assert_eq!(
+        plan.requeue,
+        Some(Duration::from_millis(STATS_SETTLED_AFTER_MS as u64 - 1_000))
+    );
+    // Once it has, the statistics are final: chk-8 is the retained checkpoint.
     let cancelled = Observed {
         job: Some(job_in("CANCELED")),
         latest_checkpoint: Some("file:///cp/job-1/chk-8".into()),
         ..running_world()
     };
-    run.pass(&cancelled);
+    let later = NOW + STATS_SETTLED_AFTER_MS;
+    run.pass_at(&cancelled, later);
     assert_eq!(
         run.status.upgrade.as_ref().unwrap().restore_path.as_deref(),
         Some("file:///cp/job-1/chk-8")
     );
     assert_eq!(
-        run.pass(&cancelled).actions,
+        run.pass_at(&cancelled, later).actions,
         vec![JobAction::DeleteCluster { keep_ha: false }]
     );
     assert_eq!(
@@ -775,6 +807,30 @@ fn last_state_without_ha_cancels_and_restores_from_the_retained_checkpoint() {
         vec![JobAction::Apply {
             restore: Some("file:///cp/job-1/chk-8".into())
         }]
+    );
+}
+
+#[test]
+fn the_statistics_wait_follows_flinks_rest_cache_settings() {
+    assert_eq!(settings().checkpoint_stats_max_age, Duration::from_secs(3));
+    let mut conf = FlinkConfiguration::new();
+    conf.insert("web.refresh-interval".into(), "10 s".into());
+    assert_eq!(
+        JobSettings::from_conf(&conf).checkpoint_stats_max_age,
+        Duration::from_secs(10),
+        "the statistics cache defaults to web.refresh-interval"
+    );
+    conf.insert("rest.cache.checkpoint-statistics.timeout".into(), "20000".into());
+    assert_eq!(
+        JobSettings::from_conf(&conf).checkpoint_stats_max_age,
+        Duration::from_secs(20)
+    );
+    let mut conf = FlinkConfiguration::new();
+    conf.insert("rest.cache.checkpoint-statistics.timeout".into(), "1 s".into());
+    assert_eq!(
+        JobSettings::from_conf(&conf).checkpoint_stats_max_age,
+        Duration::from_secs(3),
+        "the execution graph is still cached for web.refresh-interval"
     );
 }
 
@@ -1020,4 +1076,20 @@ fn a_job_on_its_way_to_running_is_looked_at_again_soon() {
         };
         assert_eq!(step(&s, &status, &world, &settings()).requeue, None, "{job:?}");
     }
+}
+
+#[test]
+fn only_applying_may_be_repeated_from_a_stale_copy() {
+    assert!(!JobAction::Apply { restore: None }.must_not_repeat());
+    let once = [
+        JobAction::StopWithSavepoint { job_id: "j".into() },
+        JobAction::TriggerSavepoint {
+            trigger_type: crate::crd::SavepointTriggerType::Manual,
+            nonce: None,
+        },
+        JobAction::Cancel { job_id: "j".into() },
+        JobAction::DeleteCluster { keep_ha: true },
+        JobAction::DisposeSavepoints { locations: vec![] },
+    ];
+    assert!(once.iter().all(JobAction::must_not_repeat));
 }

@@ -10,6 +10,8 @@ mod decide;
 mod deployment;
 pub mod job;
 mod session_job;
+pub mod status;
+mod triggers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,21 +152,31 @@ pub async fn run(
             health: &health,
             shutdown: &shutdown,
         };
-        let (owned_deployments, store) = owned.watch::<Deployment>("deployments", &mut tasks);
+        let (owned_deployments, store) =
+            owned.watch::<Deployment>("deployments", triggers::deployment_fingerprint, &mut tasks);
         cache.deployments.push(store);
         // Services and ConfigMaps are read for their applied hash only: their metadata is enough.
-        let (owned_services, store) = owned.watch::<PartialObjectMeta<Service>>("services", &mut tasks);
+        let (owned_services, store) =
+            owned.watch::<PartialObjectMeta<Service>>("services", triggers::applied_fingerprint, &mut tasks);
         cache.services.push(store);
-        let (owned_configmaps, store) = owned.watch::<PartialObjectMeta<ConfigMap>>("configmaps", &mut tasks);
+        let (owned_configmaps, store) =
+            owned.watch::<PartialObjectMeta<ConfigMap>>("configmaps", triggers::applied_fingerprint, &mut tasks);
         cache.config_maps.push(store);
         let (store, writer) = reflector::store::<FlinkDeployment>();
+        // The store sees every event; only what a reconciliation acts on wakes one (see `triggers`).
+        let mut memo = triggers::Memo::new(triggers::flink_deployment_fingerprint);
         let trigger = reflect(
             writer,
             watcher(api, watcher::Config::default())
                 .backoff(WatchBackoff::default())
                 .modify(cache::slim),
         )
-        .applied_objects();
+        .filter_map(move |event| {
+            futures::future::ready(match event {
+                Ok(event) => memo.primary(event, triggers::lacks_finalizer).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
+        });
         let controller = Controller::for_stream(trigger, store.clone())
             .with_config(controller_config(settings.reconcile_parallelism))
             .owns_stream(owned_deployments)
@@ -247,8 +259,14 @@ struct OwnedWatch<'a> {
 
 impl OwnedWatch<'_> {
     /// A watch of the objects of `kind` the operator manages (by label) in `ns`, and the store it fills;
-    /// the task that marks its readiness gate once it has synced joins `tasks`.
-    fn watch<K>(&self, kind: &str, tasks: &mut tokio::task::JoinSet<()>) -> (OwnedEvents<K>, Store<K>)
+    /// the task that marks its readiness gate once it has synced joins `tasks`. An object wakes its owner
+    /// when its `fingerprint` changes or it is deleted (see `triggers`).
+    fn watch<K>(
+        &self,
+        kind: &str,
+        fingerprint: fn(&K) -> u64,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> (OwnedEvents<K>, Store<K>)
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -268,16 +286,16 @@ impl OwnedWatch<'_> {
         // This watch retries on its own; its errors are logged here rather than passed to the controller,
         // whose one backoff all its watches share: every owned watch's error during an API server outage
         // would lengthen the wait of all of them (an 8 s outage cost 70 s before this).
+        let mut memo = triggers::Memo::new(fingerprint);
         let events = reflect(
             writer,
             watcher(api, managed)
                 .backoff(WatchBackoff::default())
                 .modify(cache::slim),
         )
-        .touched_objects()
-        .filter_map(|event| {
+        .filter_map(move |event| {
             futures::future::ready(match event {
-                Ok(object) => Some(Ok(object)),
+                Ok(event) => memo.owned(event).map(Ok),
                 Err(e) => {
                     warn!(error = %e, "watch of owned objects failed; retrying");
                     None
@@ -418,14 +436,19 @@ where
         }),
         PatchOperation::Add(AddOperation { path: add, value }),
     ]);
+    // A finalizer patch changes metadata only: the API server answers with that (less to encode and decode
+    // than the whole resource), laid over the watch's copy.
     let patched = api
-        .patch(
+        .patch_metadata(
             &name,
             &kube::api::PatchParams::default(),
             &kube::api::Patch::Json::<()>(patch),
         )
         .await?;
-    Ok(Arc::new(patched))
+    let mut object = (*object).clone();
+    *object.meta_mut() = patched.metadata;
+    cache::slim(&mut object);
+    Ok(Arc::new(object))
 }
 
 fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {

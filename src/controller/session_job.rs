@@ -8,15 +8,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::Context;
 use super::job::{self, Desired, JobAction, JobSettings, Observed, ObservedJob, TriggerState};
-use super::{Context, MANAGER};
+use super::status::StatusWrite;
 use crate::crd::{
     FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus,
     JobManagerDeploymentStatus, SavepointTriggerType,
@@ -25,6 +26,8 @@ use crate::flink::{self, FlinkError, JarRunRequest, SavepointRequest, StopReques
 use crate::{flink_config, resources, validation};
 
 pub const FINALIZER: &str = "flinksessionjobs.flink.apache.org/finalizer";
+/// How soon a reconciliation that found the watch's copy behind looks again (the watch event is on its way).
+const STALE_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +45,8 @@ pub enum Error {
     CancelJob(#[source] FlinkError),
     #[error("cannot write status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("cannot read the FlinkSessionJob: {0}")]
+    ReadSessionJob(#[source] kube::Error),
     #[error("object has no namespace")]
     NoNamespace,
     #[error("finalizer: {0}")]
@@ -59,6 +64,7 @@ impl Error {
             Error::StopJob(_) => "StopJob",
             Error::CancelJob(_) => "CancelJob",
             Error::WriteStatus(_) => "WriteStatus",
+            Error::ReadSessionJob(_) => "ReadSessionJob",
             Error::NoNamespace => "NoNamespace",
             Error::Finalizer(_) => "Finalizer",
         }
@@ -224,14 +230,6 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
     });
     let now = k8s_openapi::jiff::Timestamp::now().as_millisecond();
     let plan = job::decide(desired, &previous, &world, &settings, now);
-    for event in &plan.events {
-        let type_ = if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(ctx, sj, type_, event.reason, &event.message).await;
-    }
     let mut status = plan.status.clone();
     // The error of a failed action (e.g. a jar that cannot be fetched) stays until the action is retried and
     // succeeds, so the status does not flap between the error and none on every retry.
@@ -251,20 +249,43 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
         ));
     }
     status.lifecycle_state = Some(super::decide::lifecycle_state(&status, false));
-    write_status(
-        ctx,
-        namespace,
-        &name,
-        &previous_session,
-        &to_session_status(status.clone()),
-    )
-    .await?;
+    // Nothing is done on a copy older than the API server's (see `status`): the write that records this
+    // decision is conditional on the copy's version, as is the write of a new job id before a submission.
+    let new_status = to_session_status(status.clone());
+    let based_on = sj.metadata.resource_version.as_deref();
+    // The version the actions are based on; none when the copy is behind.
+    let current_version =
+        match write_status_based_on(ctx, namespace, &name, &previous_session, &new_status, based_on).await? {
+            StatusWrite::Stale => None,
+            StatusWrite::Unchanged if plan.actions.iter().any(JobAction::must_not_repeat) => {
+                let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), namespace);
+                let current = super::status::is_current(&api, sj)
+                    .await
+                    .map_err(Error::ReadSessionJob)?;
+                current.then(|| based_on.map(str::to_string))
+            }
+            StatusWrite::Unchanged => Some(based_on.map(str::to_string)),
+            StatusWrite::Written(version) => Some(version),
+        };
+    let Some(mut version) = current_version else {
+        info!(name, "the watch's copy is behind the API server; looking again shortly");
+        return Ok(Action::requeue(STALE_RETRY));
+    };
+    for event in &plan.events {
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(ctx, sj, type_, event.reason, &event.message).await;
+    }
 
     let mut written = status;
     let mut requeue = plan.requeue.unwrap_or(ctx.resync).min(ctx.resync);
     if !ready {
         return Ok(Action::requeue(requeue.min(Duration::from_secs(5))));
     }
+    let mut stale = false;
     let acted = async {
         for action in plan.actions {
             let job_id = written.job_status.as_ref().and_then(|j| j.job_id.clone());
@@ -280,7 +301,16 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
                             let id = new_job_id(sj, now);
                             next.job_status.get_or_insert_with(Default::default).job_id = Some(id.clone());
                             let (old, new) = (to_session_status(written.clone()), to_session_status(next.clone()));
-                            write_status(ctx, namespace, &name, &old, &new).await?;
+                            // Recorded before the submission, on the version this decision was made on:
+                            // a stale copy must not submit a second job.
+                            match write_status_based_on(ctx, namespace, &name, &old, &new, version.as_deref()).await? {
+                                StatusWrite::Stale => {
+                                    stale = true;
+                                    return Ok(());
+                                }
+                                StatusWrite::Written(v) => version = v,
+                                StatusWrite::Unchanged => {}
+                            }
                             written = next;
                             job_known_absent = true;
                             id
@@ -344,6 +374,13 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
         Ok(())
     }
     .await;
+    if stale {
+        info!(
+            name,
+            "the session job changed before its job id was recorded; looking again shortly"
+        );
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     // The status says why the job is not where the spec wants it, and stops saying so once it is.
     let error = acted.as_ref().err().map(ToString::to_string);
     if written.error != error && (error.is_some() || written.error == failed_action) {
@@ -463,27 +500,30 @@ async fn write_status(
     previous: &FlinkSessionJobStatus,
     status: &FlinkSessionJobStatus,
 ) -> Result<(), Error> {
+    write_status_based_on(ctx, namespace, name, previous, status, None)
+        .await
+        .map(|_| ())
+}
+
+/// `write_status`, conditional on the resource still being at `based_on` (see `status`) when given.
+async fn write_status_based_on(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    previous: &FlinkSessionJobStatus,
+    status: &FlinkSessionJobStatus,
+    based_on: Option<&str>,
+) -> Result<StatusWrite, Error> {
     let state = status.lifecycle_state.and_then(|l| serde_json::to_value(l).ok());
     ctx.metrics.lifecycle(
         "FlinkSessionJob",
         &format!("{namespace}/{name}"),
         state.as_ref().and_then(|v| v.as_str()),
     );
-    if previous == status {
-        return Ok(());
-    }
-    let old = serde_json::to_value(previous).unwrap_or_default();
-    let new = serde_json::to_value(status).unwrap_or_default();
-    let patch = serde_json::json!({ "status": super::decide::merge_patch(&old, &new) });
     let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), namespace);
-    let params = PatchParams {
-        field_manager: Some(MANAGER.to_string()),
-        ..PatchParams::default()
-    };
-    api.patch_status(name, &params, &Patch::Merge(&patch))
+    super::status::write(&api, name, previous, status, based_on)
         .await
-        .map_err(Error::WriteStatus)?;
-    Ok(())
+        .map_err(Error::WriteStatus)
 }
 
 async fn publish(ctx: &Context, sj: &FlinkSessionJob, type_: EventType, reason: &str, note: &str) {

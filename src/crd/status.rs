@@ -143,6 +143,10 @@ pub struct UpgradeProgress {
     /// When the upgrade began, milliseconds since the epoch.
     #[serde(default)]
     pub started: i64,
+    /// When the operator first saw the old job ended, milliseconds since the epoch: its checkpoint and savepoint
+    /// statistics are read only once Flink's REST cache of them can no longer predate the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_ended_seen: Option<i64>,
 }
 
 /// Steps of an upgrade.
