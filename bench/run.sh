@@ -24,7 +24,9 @@
 # BENCH_DURATION (10 s per wrk run), BENCH_COUNT (1000), BENCH_CONCURRENCY (32 creates in flight),
 # BENCH_SINGLES (20 creates one at a time after the burst),
 # BENCH_STEADY_SECONDS (90), BENCH_STARTUPS (3), BENCH_SOAK_SECONDS (180), BENCH_FLAT_MB (5),
-# BENCH_PROFILE=1 (perf record the operator over the burst: DIR/perf-report.txt), BENCH_QUIET_WAIT (600 s to wait for no `rustc`/`e2e_node` process before each block), BENCH_NO_BUILD=1
+# BENCH_PROFILE=1 (perf record the operator over the burst: DIR/perf-report.txt; BENCH_PROFILE=graph adds
+# call graphs, for a binary built with RUSTFLAGS="-C force-frame-pointers=yes" and
+# CARGO_PROFILE_RELEASE_DEBUG=line-tables-only in CARGO_TARGET_DIR, with BENCH_NO_BUILD=1), BENCH_QUIET_WAIT (600 s to wait for no `rustc`/`e2e_node` process before each block), BENCH_NO_BUILD=1
 # (use the binaries already built), CARGO_TARGET_DIR (default $CACHE_DIR/target),
 # BENCH_BASELINE=REV (also build the operator of git revision REV, in its own target dir
 # $CACHE_DIR/target-baseline, and measure it beside the current one in the same run: a third webhook server
@@ -156,7 +158,7 @@ is_ready() { [[ $(http_code "http://127.0.0.1:$1/readyz") == 200 ]]; }
 
 prepare() {
     apt_ensure wrk util-linux jq curl
-    if [[ ${BENCH_PROFILE:-0} == 1 ]]; then apt_ensure linux-perf; fi
+    if [[ ${BENCH_PROFILE:-0} != 0 ]]; then apt_ensure linux-perf; fi
     if [[ -z ${BENCH_NO_BUILD:-} ]]; then
         # Two builds: an example turns dev-dependencies on, whose features would change the operator's
         # build; the operator is measured exactly as `cargo build --release --locked` (the image) builds it.
@@ -384,6 +386,32 @@ start_controller() {
     STARTED_PIDS+=("$CTL_PID")
 }
 
+# api_requests: the API server's request counters, summed by verb, resource and subresource, one
+# "verb resource[/subresource] count" line each (watch requests are counted once, when they start).
+api_requests() {
+    kubectl_admin get --raw /metrics | awk '
+        /^apiserver_request_total\{/ {
+            verb = ""; res = ""; sub_ = ""
+            if (match($0, /verb="[^"]*"/)) verb = substr($0, RSTART + 6, RLENGTH - 7)
+            if (match($0, /resource="[^"]*"/)) res = substr($0, RSTART + 10, RLENGTH - 11)
+            if (match($0, /subresource="[^"]*"/)) sub_ = substr($0, RSTART + 13, RLENGTH - 14)
+            key = verb " " res (sub_ == "" ? "" : "/" sub_)
+            n[key] += $NF
+        }
+        END { for (k in n) print k, n[k] }' | sort
+}
+
+# api_requests_delta BEFORE AFTER: "count verb resource" of each counter that grew, largest first.
+api_requests_delta() {
+    awk 'NR == FNR { before[$1 " " $2] = $3; next }
+        { d = $3 - before[$1 " " $2]; if (d > 0) print d, $1, $2 }' "$1" "$2" | sort -rn
+}
+
+reconciliations_total() {
+    curl -sf "http://127.0.0.1:$CTL_ADMIN/metrics" |
+        awk '/^flink_operator_reconciliations_total/ { s += $2 } END { printf "%d", s }'
+}
+
 writes_total() {
     curl -sf "http://127.0.0.1:$CTL_ADMIN/metrics" |
         awk '/^flink_operator_api_writes_total/ { s += $2 } END { printf "%d", s }'
@@ -414,20 +442,34 @@ reconcile_scenario() {
 
     local op0 api0 etcd0 op1 api1 etcd1 t0 t1
     local perf_pid=
-    if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+    if [[ ${BENCH_PROFILE:-0} != 0 ]]; then
         # Where the operator's CPU goes in the burst: no hardware counters on these VMs, so the
-        # cpu-clock software event, sampled at 999 Hz (symbols only: release builds keep no frame pointers).
-        perf record -q -e cpu-clock -F 999 -p "$CTL_PID" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
+        # cpu-clock software event, sampled at 999 Hz. Release builds keep no frame pointers, so symbols
+        # only, unless BENCH_PROFILE=graph and the binary was built with them (see the header).
+        local graph=()
+        [[ $BENCH_PROFILE == graph ]] && graph=(--call-graph fp)
+        perf record -q -e cpu-clock -F 999 "${graph[@]}" -p "$CTL_PID" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
         perf_pid=$!
     fi
+    api_requests >"$dir/api-requests.before"
+    local rec0 rec1
+    rec0=$(reconciliations_total)
     op0=$(cpu_ticks "$CTL_PID") api0=$(cpu_ticks "$APISERVER_PID") etcd0=$(cpu_ticks "$ETCD_PID") t0=$(now)
     KUBECONFIG=$ADMIN_KUBECONFIG "$HELPER" scale --namespace "$NAMESPACE" --count "$COUNT" \
         --concurrency "$CONCURRENCY" --example "$REPO/examples/basic.yaml" --out "$dir/scale.json" \
         >"$dir/scale.log" 2>&1 || die "scale run failed: $dir/scale.log"
     op1=$(cpu_ticks "$CTL_PID") api1=$(cpu_ticks "$APISERVER_PID") etcd1=$(cpu_ticks "$ETCD_PID") t1=$(now)
+    rec1=$(reconciliations_total)
+    api_requests >"$dir/api-requests.after"
+    api_requests_delta "$dir/api-requests.before" "$dir/api-requests.after" >"$dir/api-requests.txt"
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" && wait "$perf_pid" || true
-        perf report -i "$dir/perf.data" --stdio --sort dso,symbol --percent-limit 0.5 >"$dir/perf-report.txt" 2>/dev/null || true
+        if [[ $BENCH_PROFILE == graph ]]; then
+            perf report -i "$dir/perf.data" --stdio --children --sort symbol --percent-limit 1 \
+                -g caller,0.5,callee >"$dir/perf-report.txt" 2>/dev/null || true
+        else
+            perf report -i "$dir/perf.data" --stdio --sort dso,symbol --percent-limit 0.5 >"$dir/perf-report.txt" 2>/dev/null || true
+        fi
         log "profile of the burst: $dir/perf-report.txt"
     fi
 
@@ -475,6 +517,11 @@ reconcile_scenario() {
     say "| CPU in that window: operator / kube-apiserver / etcd | $op s / $api s / $etcd s (operator = $(calc "100 * $op / $api") % of the API server) | operator < 10 % of API server | $(verdict $ok) |"
     ok=0
     ((hwm < 100 * 1024)) && ok=1
+    # The helper's own requests (the creates, its watches) are in these counts too.
+    local requests
+    requests=$(awk -v n="$COUNT" '{ printf "%s%s %s %.1f", sep, $2, $3, $1 / n; sep = ", " }' "$dir/api-requests.txt")
+    say "| API requests in that window per FlinkDeployment (all clients) | $requests | | |"
+    say "| reconciliations in that window per FlinkDeployment | $(calc "($rec1 - $rec0) / $COUNT") | | |"
     say "| operator peak RSS (VmHWM) | $((hwm / 1024)) MB | < 100 MB | $(verdict $ok) |"
     ok=0
     ((w1 == w0)) && ok=1
