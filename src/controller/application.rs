@@ -102,12 +102,7 @@ pub async fn reconcile(
         return Ok(Action::requeue(STALE_RETRY));
     }
     for event in &plan.events {
-        let type_ = if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(ctx, fd, type_, event.reason, &event.message, "Reconcile").await;
+        publish(ctx, fd, event.event_type(), event.reason, &event.message, "Reconcile").await;
     }
 
     let mut written = status;

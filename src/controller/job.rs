@@ -254,6 +254,16 @@ pub struct JobEvent {
     pub message: String,
 }
 
+impl JobEvent {
+    pub fn event_type(&self) -> kube::runtime::events::EventType {
+        if self.warning {
+            kube::runtime::events::EventType::Warning
+        } else {
+            kube::runtime::events::EventType::Normal
+        }
+    }
+}
+
 /// The outcome of `decide`: write `status` first, then carry out `actions`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobPlan {

@@ -272,12 +272,7 @@ async fn apply(sj: &FlinkSessionJob, ctx: &Context, namespace: &str) -> Result<A
         return Ok(Action::requeue(STALE_RETRY));
     };
     for event in &plan.events {
-        let type_ = if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish(ctx, sj, type_, event.reason, &event.message).await;
+        publish(ctx, sj, event.event_type(), event.reason, &event.message).await;
     }
 
     let mut written = status;
