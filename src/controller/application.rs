@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
+use super::Action;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 

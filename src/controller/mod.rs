@@ -9,18 +9,20 @@ pub mod cache;
 mod decide;
 mod deployment;
 pub mod job;
+mod runner;
 mod session_job;
 pub mod status;
 mod triggers;
+
+pub use runner::Action;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ListParams, PartialObjectMeta};
-use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, reflector::reflector as reflect, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -165,7 +167,7 @@ pub async fn run(
         let (store, writer) = reflector::store::<FlinkDeployment>();
         // The store sees every event; only what a reconciliation acts on wakes one (see `triggers`).
         let mut memo = triggers::Memo::new(triggers::flink_deployment_fingerprint);
-        let trigger = reflect(
+        let primary = reflect(
             writer,
             watcher(api, watcher::Config::default())
                 .backoff(WatchBackoff::default())
@@ -173,38 +175,56 @@ pub async fn run(
         )
         .filter_map(move |event| {
             futures::future::ready(match event {
-                Ok(event) => memo.primary(event, triggers::lacks_finalizer).map(Ok),
-                Err(e) => Some(Err(e)),
+                Ok(event) => memo
+                    .primary(event, triggers::lacks_finalizer)
+                    .map(|fd| ObjectRef::from_obj(&fd)),
+                Err(e) => {
+                    warn!(error = %e, "watch of FlinkDeployments failed; retrying");
+                    None
+                }
             })
         });
-        let controller = Controller::for_stream(trigger, store.clone())
-            .with_config(controller_config(settings.reconcile_parallelism))
-            .owns_stream(owned_deployments)
-            .owns_stream(owned_services)
-            .owns_stream(owned_configmaps);
+        let trigger = futures::stream::select_all([
+            primary.boxed(),
+            owners_of(owned_deployments),
+            owners_of(owned_services),
+            owners_of(owned_configmaps),
+        ]);
         cache.flink_deployments.push(store.clone());
         tasks.spawn(mark_synced(
-            store,
+            store.clone(),
             health.clone(),
             format!("watch:flinkdeployments:{ns}"),
             shutdown.clone(),
         ));
-        deployment_controllers.push(controller);
+        deployment_controllers.push((trigger, store));
     }
     let mut session_job_controllers = Vec::new();
     let mut session_job_stores = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
-        let controller = Controller::new(api, watcher::Config::default())
-            .trigger_backoff(WatchBackoff::default())
-            .with_config(controller_config(settings.reconcile_parallelism));
-        session_job_stores.push(controller.store());
+        let (store, writer) = reflector::store::<FlinkSessionJob>();
+        let trigger = reflect(
+            writer,
+            watcher(api, watcher::Config::default()).backoff(WatchBackoff::default()),
+        )
+        .touched_objects()
+        .filter_map(|touched| {
+            futures::future::ready(match touched {
+                Ok(sj) => Some(ObjectRef::from_obj(&sj)),
+                Err(e) => {
+                    warn!(error = %e, "watch of FlinkSessionJobs failed; retrying");
+                    None
+                }
+            })
+        });
+        session_job_stores.push(store.clone());
         tasks.spawn(mark_synced(
-            controller.store(),
+            store.clone(),
             health.clone(),
             format!("watch:flinksessionjobs:{ns}"),
             shutdown.clone(),
         ));
-        session_job_controllers.push(controller);
+        session_job_controllers.push((trigger, store));
     }
     let collector = ResourceCollector::new(cache.flink_deployments.clone(), session_job_stores);
     if let Err(e) = metrics.register(Box::new(collector)) {
@@ -222,28 +242,53 @@ pub async fn run(
         resync: settings.resync,
         cache,
     });
-    for controller in deployment_controllers {
-        let run = controller
-            .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
-            .run(deployment::reconcile, deployment::error_policy, ctx.clone())
-            .for_each(|result| async move { log_result(result) });
-        tasks.spawn(run);
+    let parallelism = settings.reconcile_parallelism;
+    for (trigger, store) in deployment_controllers {
+        tasks.spawn(runner::run(
+            trigger,
+            store,
+            parallelism,
+            shutdown.clone(),
+            deployment::reconcile,
+            deployment::error_policy,
+            ctx.clone(),
+        ));
     }
-    for controller in session_job_controllers {
-        let run = controller
-            .graceful_shutdown_on(owned_cancelled(shutdown.clone()))
-            .run(session_job::reconcile, session_job::error_policy, ctx.clone())
-            .for_each(|result| async move { log_result(result) });
-        tasks.spawn(run);
+    for (trigger, store) in session_job_controllers {
+        tasks.spawn(runner::run(
+            trigger,
+            store,
+            parallelism,
+            shutdown.clone(),
+            session_job::reconcile,
+            session_job::error_policy,
+            ctx.clone(),
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }
 
-/// kube-runtime's controller settings: at most `parallelism` reconciliations at once (upstream's
-/// `kubernetes.operator.reconcile.parallelism`), so a burst of new resources is worked through at the
-/// pace the API server answers instead of all at once.
-fn controller_config(parallelism: u16) -> kube::runtime::controller::Config {
-    kube::runtime::controller::Config::default().concurrency(parallelism)
+/// The FlinkDeployments that own the objects of `events` (by owner reference).
+fn owners_of<K>(events: OwnedEvents<K>) -> futures::stream::BoxStream<'static, ObjectRef<FlinkDeployment>>
+where
+    K: Resource + Send + 'static,
+{
+    events
+        .flat_map(|event| {
+            let owners: Vec<ObjectRef<FlinkDeployment>> = match event {
+                Ok(object) => {
+                    let namespace = object.meta().namespace.clone();
+                    object
+                        .owner_references()
+                        .iter()
+                        .filter_map(|owner| ObjectRef::from_owner_ref(namespace.as_deref(), owner, ()))
+                        .collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            futures::stream::iter(owners)
+        })
+        .boxed()
 }
 
 type OwnedEvents<K> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<K, watcher::Error>> + Send>>;
@@ -347,10 +392,6 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
-async fn owned_cancelled(token: CancellationToken) {
-    token.cancelled().await
-}
-
 async fn mark_synced<K>(
     store: kube::runtime::reflector::Store<K>,
     health: Health,
@@ -376,27 +417,79 @@ async fn mark_synced<K>(
     }
 }
 
-/// Runs `reconcile` under `finalizer` (kube-runtime's apply/cleanup split), adding the finalizer first so that a new
-/// resource is deployed in the same reconciliation (`ensure_finalizer`); `error` wraps a finalizer failure.
+/// What a reconciliation under a finalizer is to do: deploy, or clean up before the resource may go.
+pub(crate) enum Finalizer<K> {
+    Apply(Arc<K>),
+    Cleanup(Arc<K>),
+}
+
+/// Runs `reconcile` under `finalizer`: adds the finalizer first, so that a new resource is deployed in the same
+/// reconciliation (`ensure_finalizer`); on deletion runs the cleanup and then removes the finalizer, so that the
+/// resource goes only once its cleanup succeeded. `error` wraps a failure to add or remove the finalizer.
 pub(crate) async fn with_finalizer<K, E, Fut>(
     api: &Api<K>,
     finalizer: &str,
     object: Arc<K>,
-    reconcile: impl FnOnce(kube::runtime::finalizer::Event<K>) -> Fut,
+    reconcile: impl FnOnce(Finalizer<K>) -> Fut,
     error: fn(String) -> E,
-) -> Result<kube::runtime::controller::Action, E>
+) -> Result<Action, E>
 where
     K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    Fut: std::future::Future<Output = Result<kube::runtime::controller::Action, E>>,
-    E: std::error::Error + 'static,
+    Fut: std::future::Future<Output = Result<Action, E>>,
 {
     let object = ensure_finalizer(api, object, finalizer)
         .await
         .map_err(|e| error(format!("cannot add the finalizer: {e}")))?;
-    finalizer_outcome(
-        kube::runtime::finalizer::finalizer(api, finalizer, object, reconcile).await,
-        error,
+    let index = object.finalizers().iter().position(|f| f == finalizer);
+    match (object.meta().deletion_timestamp.is_some(), index) {
+        (false, Some(_)) => reconcile(Finalizer::Apply(object)).await,
+        (true, Some(index)) => {
+            let action = reconcile(Finalizer::Cleanup(object.clone())).await?;
+            let removed = remove_finalizer(api, &object, finalizer, index).await;
+            removal_outcome(removed).map_err(|e| error(format!("cannot remove the finalizer: {e}")))?;
+            Ok(action)
+        }
+        // Being deleted and not ours (any more), or nameless: nothing to do.
+        _ => Ok(Action::await_change()),
+    }
+}
+
+/// Removes `finalizer`, at `index` of the finalizers; the patch fails, and the cleanup is run again, if the
+/// finalizers changed meanwhile (it never removes someone else's).
+async fn remove_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str, index: usize) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    use json_patch::jsonptr::PointerBuf;
+    use json_patch::{PatchOperation, RemoveOperation, TestOperation};
+    let Some(name) = object.meta().name.clone() else {
+        return Ok(());
+    };
+    let at = PointerBuf::from_tokens(["metadata".to_string(), "finalizers".to_string(), index.to_string()]);
+    let patch = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: at.clone(),
+            value: serde_json::json!(finalizer),
+        }),
+        PatchOperation::Remove(RemoveOperation { path: at }),
+    ]);
+    api.patch_metadata(
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Json::<()>(patch),
     )
+    .await
+    .map(|_| ())
+}
+
+/// A finalizer removed from a resource that is gone already is a finished cleanup: a second cleanup, started
+/// from a cache that still showed the resource, found the deletion done (seen when a session cluster was
+/// deleted on the node: a Warning event on the deleted resource and a failed reconcile).
+fn removal_outcome(result: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other,
+    }
 }
 
 /// Adds `finalizer` to an object that lacks it and is not being deleted, and returns the object as patched, so
@@ -451,12 +544,6 @@ where
     Ok(Arc::new(object))
 }
 
-fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {
-    if let Err(e) = result {
-        warn!(error = %e, "reconcile failed");
-    }
-}
-
 /// Waits until both CRDs are served; returns false if shutdown came first. The operator stays unready
 /// meanwhile and says what to do.
 async fn wait_for_crds(client: &Client, namespaces: &Namespaces, shutdown: &CancellationToken) -> bool {
@@ -502,35 +589,10 @@ where
     }
 }
 
-/// kube-runtime's `finalizer()` outcome as a reconcile result: the error of our own apply or cleanup as it is,
-/// any other as `other(message)`. Removing the finalizer of an object that is gone already is success: a second
-/// cleanup, started from a cache that still showed the object, found the deletion done (seen when a session
-/// cluster was deleted on the node: a Warning event on the deleted object and a failed reconcile).
-pub(crate) fn finalizer_outcome<E: std::error::Error + 'static>(
-    result: Result<kube::runtime::controller::Action, kube::runtime::finalizer::Error<E>>,
-    other: impl FnOnce(String) -> E,
-) -> Result<kube::runtime::controller::Action, E> {
-    use kube::runtime::finalizer::Error as FinalizerError;
-    match result {
-        Ok(action) => Ok(action),
-        Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
-        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(status))) if status.code == 404 => {
-            Ok(kube::runtime::controller::Action::await_change())
-        }
-        Err(e) => Err(other(e.to_string())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::runtime::controller::Action;
-    use kube::runtime::finalizer::Error as FinalizerError;
     use kube::runtime::utils::Backoff;
-
-    #[derive(Debug, thiserror::Error, PartialEq)]
-    #[error("{0}")]
-    struct Failed(String);
 
     #[test]
     fn a_finalizer_removed_from_an_object_already_gone_is_a_finished_cleanup() {
@@ -543,28 +605,11 @@ mod tests {
                 .boxed(),
             )
         };
-        let outcome = |e: FinalizerError<Failed>| finalizer_outcome(Err(e), Failed);
-        assert_eq!(
-            outcome(FinalizerError::RemoveFinalizer(api_error(404))),
-            Ok(Action::await_change())
-        );
-        // A conflict or any other failure is retried as before.
-        let conflict = outcome(FinalizerError::RemoveFinalizer(api_error(409))).unwrap_err();
-        assert!(conflict.0.contains("failed to remove finalizer"), "{conflict}");
-        assert!(outcome(FinalizerError::AddFinalizer(api_error(404))).is_err());
-        // Our own errors pass through unchanged.
-        assert_eq!(
-            outcome(FinalizerError::CleanupFailed(Failed("pending".into()))),
-            Err(Failed("pending".into()))
-        );
-        assert_eq!(
-            outcome(FinalizerError::ApplyFailed(Failed("x".into()))),
-            Err(Failed("x".into()))
-        );
-        assert_eq!(
-            finalizer_outcome::<Failed>(Ok(Action::requeue(Duration::from_secs(1))), Failed),
-            Ok(Action::requeue(Duration::from_secs(1)))
-        );
+        assert!(removal_outcome(Err(api_error(404))).is_ok());
+        // A conflict (the finalizers changed meanwhile) or any other failure is retried.
+        assert!(removal_outcome(Err(api_error(409))).is_err());
+        assert!(removal_outcome(Err(api_error(422))).is_err());
+        assert!(removal_outcome(Ok(())).is_ok());
     }
 
     #[test]

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Action;
+use super::Finalizer;
 use kube::api::Api;
-use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
