@@ -173,16 +173,19 @@ pub async fn run(
                 .backoff(WatchBackoff::default())
                 .modify(cache::slim),
         )
-        .filter_map(move |event| {
-            futures::future::ready(match event {
+        .flat_map(move |event| {
+            let due: Vec<ObjectRef<FlinkDeployment>> = match event {
                 Ok(event) => memo
                     .primary(event, triggers::lacks_finalizer)
-                    .map(|fd| ObjectRef::from_obj(&fd)),
+                    .iter()
+                    .map(ObjectRef::from_obj)
+                    .collect(),
                 Err(e) => {
                     warn!(error = %e, "watch of FlinkDeployments failed; retrying");
-                    None
+                    Vec::new()
                 }
-            })
+            };
+            futures::stream::iter(due)
         });
         let trigger = futures::stream::select_all([
             primary.boxed(),
@@ -203,19 +206,20 @@ pub async fn run(
     let mut session_job_stores = Vec::new();
     for (ns, api) in namespaces.apis::<FlinkSessionJob>(&client) {
         let (store, writer) = reflector::store::<FlinkSessionJob>();
+        let mut memo = triggers::Memo::new(|_: &FlinkSessionJob| 0);
         let trigger = reflect(
             writer,
             watcher(api, watcher::Config::default()).backoff(WatchBackoff::default()),
         )
-        .touched_objects()
-        .filter_map(|touched| {
-            futures::future::ready(match touched {
-                Ok(sj) => Some(ObjectRef::from_obj(&sj)),
+        .flat_map(move |event| {
+            let due: Vec<ObjectRef<FlinkSessionJob>> = match event {
+                Ok(event) => memo.touched(event).iter().map(ObjectRef::from_obj).collect(),
                 Err(e) => {
                     warn!(error = %e, "watch of FlinkSessionJobs failed; retrying");
-                    None
+                    Vec::new()
                 }
-            })
+            };
+            futures::stream::iter(due)
         });
         session_job_stores.push(store.clone());
         tasks.spawn(mark_synced(
@@ -338,14 +342,15 @@ impl OwnedWatch<'_> {
                 .backoff(WatchBackoff::default())
                 .modify(cache::slim),
         )
-        .filter_map(move |event| {
-            futures::future::ready(match event {
-                Ok(event) => memo.owned(event).map(Ok),
+        .flat_map(move |event| {
+            let woken: Vec<Result<K, watcher::Error>> = match event {
+                Ok(event) => memo.owned(event).into_iter().map(Ok).collect(),
                 Err(e) => {
                     warn!(error = %e, "watch of owned objects failed; retrying");
-                    None
+                    Vec::new()
                 }
-            })
+            };
+            futures::stream::iter(woken)
         });
         tasks.spawn(mark_synced(
             store.clone(),

@@ -13,7 +13,7 @@
 //! (`job::Plan::requeue`). A re-list wakes every FlinkDeployment again (what changed while the watch was
 //! down is not known).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,10 +24,26 @@ use super::deployment::{APPLIED_HASH, FINALIZER};
 use crate::crd::FlinkDeployment;
 
 /// The objects seen so far, by namespace and name, with the fingerprint each was last seen with.
+///
+/// A re-list's objects wake nothing until it is complete: the reflector swaps them into the store only at
+/// `InitDone`, and a reconciliation started earlier would not find there an object created while the watch
+/// was down (it would be skipped as deleted).
 #[derive(Debug)]
 pub struct Memo<K> {
     fingerprint: fn(&K) -> u64,
     seen: HashMap<(String, String), u64>,
+    relist: Option<Relist<K>>,
+}
+
+/// A re-list in progress: the objects it brought that are to wake, and every key it listed.
+#[derive(Debug)]
+struct Relist<K> {
+    wake: Vec<K>,
+    listed: HashSet<(String, String)>,
+}
+
+fn key_of<K: Resource>(object: &K) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
 }
 
 impl<K: Resource> Memo<K> {
@@ -35,14 +51,14 @@ impl<K: Resource> Memo<K> {
         Memo {
             fingerprint,
             seen: HashMap::new(),
+            relist: None,
         }
     }
 
     /// Records `object`; says whether it was seen before, and with another fingerprint.
     fn record(&mut self, object: &K) -> Seen {
-        let key = (object.namespace().unwrap_or_default(), object.name_any());
         let fingerprint = (self.fingerprint)(object);
-        match self.seen.insert(key, fingerprint) {
+        match self.seen.insert(key_of(object), fingerprint) {
             None => Seen::First,
             Some(before) if before == fingerprint => Seen::Same,
             Some(_) => Seen::Changed,
@@ -50,42 +66,95 @@ impl<K: Resource> Memo<K> {
     }
 
     fn forget(&mut self, object: &K) {
-        self.seen
-            .remove(&(object.namespace().unwrap_or_default(), object.name_any()));
+        self.seen.remove(&key_of(object));
     }
 
-    /// An owned object's event: the object, when it should wake its owner.
-    pub fn owned(&mut self, event: Event<K>) -> Option<K> {
-        match event {
-            Event::Apply(object) | Event::InitApply(object) => {
-                (self.record(&object) == Seen::Changed).then_some(object)
+    /// The relisted `object`, to wake once the re-list is complete if `wake`.
+    fn relisted(&mut self, object: K, wake: bool) -> Vec<K> {
+        match &mut self.relist {
+            Some(relist) => {
+                relist.listed.insert(key_of(&object));
+                if wake {
+                    relist.wake.push(object);
+                }
+                Vec::new()
             }
-            Event::Delete(object) => {
-                self.forget(&object);
-                Some(object)
-            }
-            Event::Init | Event::InitDone => None,
+            // An `InitApply` without `Init` before it: nothing to wait for.
+            None if wake => vec![object],
+            None => Vec::new(),
         }
     }
 
-    /// A primary resource's event: the resource, when it should be reconciled.
-    pub fn primary(&mut self, event: Event<K>, needs_look: fn(&K) -> bool) -> Option<K> {
+    fn relist_started(&mut self) -> Vec<K> {
+        self.relist = Some(Relist {
+            wake: Vec::new(),
+            listed: HashSet::new(),
+        });
+        Vec::new()
+    }
+
+    /// The re-list is complete: what it brought wakes now; what it no longer listed is forgotten.
+    fn relist_done(&mut self) -> Vec<K> {
+        let Some(relist) = self.relist.take() else {
+            return Vec::new();
+        };
+        self.seen.retain(|key, _| relist.listed.contains(key));
+        relist.wake
+    }
+
+    /// An owned object's event: the objects whose owners should wake.
+    pub fn owned(&mut self, event: Event<K>) -> Vec<K> {
+        match event {
+            Event::Apply(object) => match self.record(&object) {
+                Seen::Changed => vec![object],
+                _ => Vec::new(),
+            },
+            Event::InitApply(object) => {
+                let changed = self.record(&object) == Seen::Changed;
+                self.relisted(object, changed)
+            }
+            Event::Delete(object) => {
+                self.forget(&object);
+                vec![object]
+            }
+            Event::Init => self.relist_started(),
+            Event::InitDone => self.relist_done(),
+        }
+    }
+
+    /// A primary resource's event: the resources to reconcile.
+    pub fn primary(&mut self, event: Event<K>, needs_look: fn(&K) -> bool) -> Vec<K> {
         match event {
             // A re-list follows a watch outage: whatever happened meanwhile is unknown.
             Event::InitApply(object) => {
                 self.record(&object);
-                Some(object)
+                self.relisted(object, true)
             }
             Event::Apply(object) => {
                 let seen = self.record(&object);
-                (seen != Seen::Same || needs_look(&object)).then_some(object)
+                if seen != Seen::Same || needs_look(&object) {
+                    vec![object]
+                } else {
+                    Vec::new()
+                }
             }
             // Deletion is seen by its timestamp, while the finalizer holds the resource.
             Event::Delete(object) => {
                 self.forget(&object);
-                None
+                Vec::new()
             }
-            Event::Init | Event::InitDone => None,
+            Event::Init => self.relist_started(),
+            Event::InitDone => self.relist_done(),
+        }
+    }
+
+    /// Any event: the resources it touched, a re-list's once it is complete (no fingerprints kept).
+    pub fn touched(&mut self, event: Event<K>) -> Vec<K> {
+        match event {
+            Event::Apply(object) | Event::Delete(object) => vec![object],
+            Event::InitApply(object) => self.relisted(object, true),
+            Event::Init => self.relist_started(),
+            Event::InitDone => self.relist_done(),
         }
     }
 
@@ -173,8 +242,12 @@ mod tests {
         fd
     }
 
-    fn woke<K>(woken: &[Option<K>]) -> Vec<bool> {
-        woken.iter().map(Option::is_some).collect()
+    fn woke<K>(woken: &[Vec<K>]) -> Vec<bool> {
+        woken.iter().map(|objects| !objects.is_empty()).collect()
+    }
+
+    fn names<K: Resource>(objects: &[K]) -> Vec<String> {
+        objects.iter().map(ResourceExt::name_any).collect()
     }
 
     #[test]
@@ -190,35 +263,38 @@ mod tests {
         assert_eq!(woke(&woken), [false, false, true, true, true]);
         assert_eq!(memo.len(), 0, "a deleted object is forgotten");
         // Created again (by someone else or by the reconciliation the deletion woke): first sight again.
-        assert!(memo.owned(Event::Apply(deployment("jm", None))).is_none());
+        assert!(memo.owned(Event::Apply(deployment("jm", None))).is_empty());
     }
 
     #[test]
     fn an_owned_deployment_replaced_under_the_same_name_wakes_its_owner() {
         let mut memo = Memo::new(deployment_fingerprint);
-        assert!(memo.owned(Event::Apply(deployment("jm", Some(1)))).is_none());
+        assert!(memo.owned(Event::Apply(deployment("jm", Some(1)))).is_empty());
         let mut replaced = deployment("jm", Some(1));
         replaced.metadata.uid = Some("another".into());
-        assert!(memo.owned(Event::Apply(replaced)).is_some());
+        assert_eq!(memo.owned(Event::Apply(replaced)).len(), 1);
         let mut deleting = deployment("jm", Some(1));
         deleting.metadata.uid = Some("another".into());
         deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-        assert!(memo.owned(Event::Apply(deleting)).is_some());
+        assert_eq!(memo.owned(Event::Apply(deleting)).len(), 1);
     }
 
     #[test]
-    fn a_relist_wakes_an_owner_only_for_what_changed_meanwhile() {
+    fn a_relist_wakes_an_owner_only_for_what_changed_meanwhile_and_only_once_complete() {
         let mut memo = Memo::new(deployment_fingerprint);
         memo.owned(Event::Apply(deployment("a", Some(1))));
         memo.owned(Event::Apply(deployment("b", Some(1))));
+        memo.owned(Event::Apply(deployment("gone", Some(1))));
         let woken = vec![
             memo.owned(Event::Init),
             memo.owned(Event::InitApply(deployment("a", Some(1)))),
             memo.owned(Event::InitApply(deployment("b", Some(0)))),
             memo.owned(Event::InitApply(deployment("c", None))), // at start-up: the owner's own watch wakes it
-            memo.owned(Event::InitDone),
         ];
-        assert_eq!(woke(&woken), [false, false, true, false, false]);
+        assert_eq!(woke(&woken), [false; 4], "nothing before the store has the re-list");
+        assert_eq!(names(&memo.owned(Event::InitDone)), ["b"]);
+        // Deleted while the watch was down: forgotten with the re-list.
+        assert_eq!(memo.len(), 3);
     }
 
     #[test]
@@ -246,7 +322,7 @@ mod tests {
     fn a_flink_deployment_wakes_for_its_spec_and_deletion_not_for_the_echo_of_its_status_or_finalizer() {
         let mut memo = Memo::new(flink_deployment_fingerprint);
         let look = |memo: &mut Memo<FlinkDeployment>, fd: FlinkDeployment| {
-            memo.primary(Event::Apply(fd), lacks_finalizer).is_some()
+            !memo.primary(Event::Apply(fd), lacks_finalizer).is_empty()
         };
         assert!(look(&mut memo, flink_deployment(1, false)), "a new resource");
         assert!(
@@ -271,22 +347,47 @@ mod tests {
             !look(&mut memo, annotated.clone()),
             "the finalizer removed by the cleanup"
         );
-        assert!(memo.primary(Event::Delete(annotated), lacks_finalizer).is_none());
+        assert!(memo.primary(Event::Delete(annotated), lacks_finalizer).is_empty());
         assert_eq!(memo.len(), 0);
     }
 
     #[test]
-    fn a_relisted_flink_deployment_is_always_looked_at() {
+    fn a_relisted_flink_deployment_is_always_looked_at_once_the_relist_is_complete() {
         let mut memo = Memo::new(flink_deployment_fingerprint);
+        let known = flink_deployment(1, true);
+        assert_eq!(memo.primary(Event::Apply(known.clone()), lacks_finalizer).len(), 1);
+        assert!(memo.primary(Event::Init, lacks_finalizer).is_empty());
+        assert!(memo.primary(Event::InitApply(known), lacks_finalizer).is_empty());
+        let mut created_meanwhile = flink_deployment(1, false);
+        created_meanwhile.metadata.name = Some("new".into());
         assert!(
-            memo.primary(Event::Apply(flink_deployment(1, true)), lacks_finalizer)
-                .is_some()
+            memo.primary(Event::InitApply(created_meanwhile), lacks_finalizer)
+                .is_empty()
         );
-        assert!(memo.primary(Event::Init, lacks_finalizer).is_none());
-        assert!(
-            memo.primary(Event::InitApply(flink_deployment(1, true)), lacks_finalizer)
-                .is_some()
+        assert_eq!(names(&memo.primary(Event::InitDone, lacks_finalizer)), ["fd", "new"]);
+        // The next re-list starts afresh.
+        assert!(memo.primary(Event::Init, lacks_finalizer).is_empty());
+        assert!(memo.primary(Event::InitDone, lacks_finalizer).is_empty());
+        assert_eq!(memo.len(), 0, "nothing listed: nothing remembered");
+    }
+
+    #[test]
+    fn touched_passes_every_change_and_holds_a_relist_until_complete() {
+        let mut memo = Memo::new(|_: &FlinkDeployment| 0);
+        assert_eq!(memo.touched(Event::Apply(flink_deployment(1, true))).len(), 1);
+        assert_eq!(
+            memo.touched(Event::Apply(flink_deployment(1, true))).len(),
+            1,
+            "echoes too"
         );
-        assert!(memo.primary(Event::InitDone, lacks_finalizer).is_none());
+        assert_eq!(memo.touched(Event::Delete(flink_deployment(1, true))).len(), 1);
+        assert!(memo.touched(Event::Init).is_empty());
+        assert!(memo.touched(Event::InitApply(flink_deployment(2, true))).is_empty());
+        assert_eq!(memo.touched(Event::InitDone).len(), 1);
+        assert_eq!(
+            memo.touched(Event::InitApply(flink_deployment(3, true))).len(),
+            1,
+            "no re-list in progress: nothing to wait for"
+        );
     }
 }
