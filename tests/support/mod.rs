@@ -23,8 +23,18 @@ pub fn skip_e2e() -> bool {
 }
 
 /// A port nobody listens on right now (bound and released).
+/// A loopback port free now and not handed out before in this process: the kernel may give a port just
+/// released again, and two picks for one operator (admin and webhook) then collide.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn operator_bin() -> &'static str {
