@@ -2,9 +2,9 @@
 //! from memory instead of asking the API server again.
 //!
 //! A steady FlinkDeployment is looked at every resync interval; with a GET for each of its objects, 1000 of
-//! them cost the API server 4000 reads a minute for nothing. The stores hold Deployments whole (their status
-//! is observed) and Services and ConfigMaps as metadata only (the applied-hash annotation is all that is
-//! read), all without `managedFields`. A store can lag a write by a moment; a miss therefore falls back to
+//! them cost the API server 4000 reads a minute for nothing. The stores hold Deployments with their metadata,
+//! replicas and status (what is observed; not their pod templates, see `slim`) and Services and ConfigMaps as
+//! metadata only (the applied-hash annotation is all that is read), all without `managedFields`. A store can lag a write by a moment; a miss therefore falls back to
 //! a GET, and a stale hit at worst re-applies an object (server-side apply of the same object changes
 //! nothing) or waits for the next event.
 
@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 
 use super::deployment::APPLIED_HASH;
+use super::slim::{Slim, SlimDecode};
 use crate::crd::FlinkDeployment;
 
 /// The stores of every watch scope (one per watched namespace, or one for all).
@@ -93,7 +93,8 @@ where
     stores.iter().find_map(|store| store.get(&key))
 }
 
-/// The object from the store, else from the API server (a store miss may only mean the watch is behind).
+/// The object from the store, else from the API server (a store miss may only mean the watch is behind),
+/// decoded as slim as the store's copies are (`slim`).
 pub async fn cached_or_get<K>(
     cached: Option<Arc<K>>,
     client: &kube::Client,
@@ -101,11 +102,14 @@ pub async fn cached_or_get<K>(
     name: &str,
 ) -> Result<Option<K>, kube::Error>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + SlimDecode + std::fmt::Debug,
 {
     match cached {
         Some(object) => Ok(Some(object.as_ref().clone())),
-        None => Api::<K>::namespaced(client.clone(), namespace).get_opt(name).await,
+        None => Ok(Api::<Slim<K>>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|Slim(object)| object)),
     }
 }
 

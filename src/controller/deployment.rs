@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use super::cache::{Seen, cached_or_get};
 use super::decide::{self, DeploymentView, StatusInputs};
+use super::slim::{Slim, SlimDecode};
 use super::status::StatusWrite;
 use super::{Context, MANAGER};
 use crate::crd::{FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, JobManagerDeploymentStatus, UpgradeMode};
@@ -350,13 +351,10 @@ async fn apply_if_changed<K>(
     error: fn(kube::Error) -> Error,
 ) -> Result<Option<(K, bool)>, Error>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Serialize + SlimDecode + std::fmt::Debug,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    // Read back as the watch's copies are (`slim`): the answer is observed like them.
+    let api: Api<Slim<K>> = Api::namespaced(client.clone(), namespace);
     let name = object.name_any();
     let hash = hash_of(&object);
     let created = match seen {
@@ -364,13 +362,15 @@ where
         Seen::Present(_) => false,
         Seen::Absent => true,
         Seen::Unknown => match api.get_opt(&name).await.map_err(error)? {
-            Some(live) if live.annotations().get(APPLIED_HASH) == Some(&hash) => return Ok(Some((live, false))),
+            Some(Slim(live)) if live.annotations().get(APPLIED_HASH) == Some(&hash) => {
+                return Ok(Some((live, false)));
+            }
             live => live.is_none(),
         },
     };
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
     info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
-    let applied = api
+    let Slim(applied) = api
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
         .await
         .map_err(error)?;
@@ -411,9 +411,10 @@ where
     }
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
     info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
-    api.patch_metadata(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
-        .await
-        .map_err(error)?;
+    let request = kube::core::Request::new(api.resource_url())
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
+        .map_err(|e| error(kube::Error::BuildRequest(e)))?;
+    super::slim::metadata_answer(&api, request).await.map_err(error)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod deployment;
 pub mod job;
 mod runner;
 mod session_job;
+pub mod slim;
 pub mod status;
 mod triggers;
 
@@ -19,7 +20,7 @@ pub use runner::Action;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -143,7 +144,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut cache = cache::Cache::default();
     let mut deployment_controllers = Vec::new();
-    for (ns, api) in namespaces.apis::<FlinkDeployment>(&client) {
+    for (ns, api) in namespaces.apis::<slim::Slim<FlinkDeployment>>(&client) {
         // Owned Deployments wake their FlinkDeployment when their status changes, owned Services and
         // ConfigMaps when someone changes or deletes them; each watch counts for readiness like the main one.
         // Reconciliations read these objects from the watches' stores (`cache`).
@@ -171,6 +172,7 @@ pub async fn run(
             writer,
             watcher(api, watcher::Config::default())
                 .backoff(WatchBackoff::default())
+                .map_ok(slim::unwrap_event)
                 .modify(cache::slim),
         )
         .flat_map(move |event| {
@@ -319,13 +321,13 @@ impl OwnedWatch<'_> {
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
-            + DeserializeOwned
+            + slim::SlimDecode
             + std::fmt::Debug
             + Send
             + Sync
             + 'static,
     {
-        let api: Api<K> = match self.namespaces {
+        let api: Api<slim::Slim<K>> = match self.namespaces {
             Namespaces::All => Api::all(self.client.clone()),
             Namespaces::Only(_) => Api::namespaced(self.client.clone(), self.ns),
         };
@@ -340,6 +342,7 @@ impl OwnedWatch<'_> {
             writer,
             watcher(api, managed)
                 .backoff(WatchBackoff::default())
+                .map_ok(slim::unwrap_event)
                 .modify(cache::slim),
         )
         .flat_map(move |event| {
@@ -478,13 +481,14 @@ where
         }),
         PatchOperation::Remove(RemoveOperation { path: at }),
     ]);
-    api.patch_metadata(
-        &name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Json::<()>(patch),
-    )
-    .await
-    .map(|_| ())
+    let request = kube::core::Request::new(api.resource_url())
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Json::<()>(patch),
+        )
+        .map_err(kube::Error::BuildRequest)?;
+    slim::metadata_answer(api, request).await.map(|_| ())
 }
 
 /// A finalizer removed from a resource that is gone already is a finished cleanup: a second cleanup, started
@@ -536,15 +540,16 @@ where
     ]);
     // A finalizer patch changes metadata only: the API server answers with that (less to encode and decode
     // than the whole resource), laid over the watch's copy.
-    let patched = api
-        .patch_metadata(
+    let request = kube::core::Request::new(api.resource_url())
+        .patch(
             &name,
             &kube::api::PatchParams::default(),
             &kube::api::Patch::Json::<()>(patch),
         )
-        .await?;
+        .map_err(kube::Error::BuildRequest)?;
+    let patched = slim::metadata_answer(api, request).await?;
     let mut object = (*object).clone();
-    *object.meta_mut() = patched.metadata;
+    *object.meta_mut() = patched;
     cache::slim(&mut object);
     Ok(Arc::new(object))
 }

@@ -12,16 +12,12 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::Resource;
-use kube::api::{Api, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::MANAGER;
 use super::decide::merge_patch;
-
-/// The Accept header that asks the API server to answer with the object's metadata only.
-const METADATA_ONLY: http::HeaderValue =
-    http::HeaderValue::from_static("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
 
 /// What a status write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,12 +64,11 @@ where
     // Only the new resourceVersion is read from the answer: the API server is asked for the metadata alone,
     // which spares it encoding, and the operator decoding, the whole resource on every status write.
     let patch = Patch::Merge(status_patch(&old, &new, based_on));
-    let mut request = kube::core::Request::new(api.resource_url())
+    let request = kube::core::Request::new(api.resource_url())
         .patch_subresource("status", name, &params, &patch)
         .map_err(kube::Error::BuildRequest)?;
-    request.headers_mut().insert(http::header::ACCEPT, METADATA_ONLY);
-    match api.clone().into_client().request::<PartialObjectMeta<K>>(request).await {
-        Ok(written) => Ok(StatusWrite::Written(written.metadata.resource_version)),
+    match super::slim::metadata_answer(api, request).await {
+        Ok(written) => Ok(StatusWrite::Written(written.resource_version)),
         Err(kube::Error::Api(e)) if e.code == 409 && based_on.is_some() => Ok(StatusWrite::Stale),
         Err(e) => Err(e),
     }
