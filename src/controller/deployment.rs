@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::cache::{Seen, cached_or_get};
 use super::decide::{self, DeploymentView, StatusInputs};
@@ -296,13 +296,22 @@ pub(super) async fn apply_objects(
 ) -> Result<(Deployment, bool), Error> {
     let client = &ctx.client;
     let cache = &ctx.cache;
+    let mut applied = Vec::new();
     let seen = cache
         .config_map_seen(namespace, &objects.config_map.name_any())
         .given_fresh(fresh);
-    apply_unread_if_changed(client, namespace, objects.config_map, seen, Error::ApplyConfigMap).await?;
+    apply_unread_if_changed(
+        client,
+        namespace,
+        objects.config_map,
+        seen,
+        Error::ApplyConfigMap,
+        &mut applied,
+    )
+    .await?;
     for service in objects.services {
         let seen = cache.service_seen(namespace, &service.name_any()).given_fresh(fresh);
-        apply_unread_if_changed::<Service>(client, namespace, service, seen, Error::ApplyService).await?;
+        apply_unread_if_changed::<Service>(client, namespace, service, seen, Error::ApplyService, &mut applied).await?;
     }
     let cached = cache.deployment(namespace, &objects.jobmanager.name_any());
     let seen = super::cache::seen(cached.as_deref()).given_fresh(fresh);
@@ -312,6 +321,7 @@ pub(super) async fn apply_objects(
         objects.jobmanager,
         seen,
         Error::ApplyJobManagerDeployment,
+        &mut applied,
     )
     .await?
     {
@@ -324,12 +334,24 @@ pub(super) async fn apply_objects(
         let seen = cache
             .deployment_seen(namespace, &taskmanager.name_any())
             .given_fresh(fresh);
-        apply_unread_if_changed(client, namespace, taskmanager, seen, Error::ApplyTaskManagerDeployment).await?;
+        apply_unread_if_changed(
+            client,
+            namespace,
+            taskmanager,
+            seen,
+            Error::ApplyTaskManagerDeployment,
+            &mut applied,
+        )
+        .await?;
     }
     if let Some(ingress) = objects.ingress {
         // Ingresses are not watched (rare, and never read back): the API server is asked.
         let seen = Seen::Unknown.given_fresh(fresh);
-        apply_unread_if_changed::<Ingress>(client, namespace, ingress, seen, Error::ApplyIngress).await?;
+        apply_unread_if_changed::<Ingress>(client, namespace, ingress, seen, Error::ApplyIngress, &mut applied).await?;
+    }
+    // One line per cluster that changed rather than one per object (each line is a write to the log).
+    if !applied.is_empty() {
+        info!(namespace, objects = applied.join(", "), "applied");
     }
     Ok(jobmanager)
 }
@@ -371,6 +393,7 @@ async fn apply_if_changed<K>(
     mut object: K,
     seen: Seen,
     error: fn(kube::Error) -> Error,
+    applied: &mut Vec<String>,
 ) -> Result<Option<(K, bool)>, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Serialize + SlimDecode + std::fmt::Debug,
@@ -391,12 +414,13 @@ where
         },
     };
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
-    info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
-    let Slim(applied) = api
+    debug!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
+    let Slim(live) = api
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
         .await
         .map_err(error)?;
-    Ok(Some((applied, created)))
+    applied.push(format!("{} {name}", K::kind(&())));
+    Ok(Some((live, created)))
 }
 
 /// `apply_if_changed` for an object whose answer nobody reads (all but the JobManager Deployment): the API
@@ -408,6 +432,7 @@ async fn apply_unread_if_changed<K>(
     mut object: K,
     seen: Seen,
     error: fn(kube::Error) -> Error,
+    applied: &mut Vec<String>,
 ) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -432,11 +457,12 @@ where
         return Ok(());
     }
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
-    info!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
+    debug!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
     let request = kube::core::Request::new(api.resource_url())
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
         .map_err(|e| error(kube::Error::BuildRequest(e)))?;
     super::slim::metadata_answer(&api, request).await.map_err(error)?;
+    applied.push(format!("{} {name}", K::kind(&())));
     Ok(())
 }
 
