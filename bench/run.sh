@@ -180,6 +180,9 @@ prepare() {
             rm -rf "$src"
             mkdir -p "$src"
             git -C "$REPO" archive "$rev" | tar -x -C "$src"
+            # git archive dates every file at the commit's time: a commit older than the last baseline build
+            # would look built already to cargo, which then measured the previous baseline.
+            find "$src" -type f -exec touch {} +
             echo "$rev" >"$src/.rev"
         fi
         log "cargo build --release --locked of the baseline $BASELINE (${rev:0:7})"
