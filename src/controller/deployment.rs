@@ -458,10 +458,14 @@ where
     }
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
     debug!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
-    let request = kube::core::Request::new(api.resource_url())
-        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
-        .map_err(|e| error(kube::Error::BuildRequest(e)))?;
-    super::slim::metadata_answer(&api, request).await.map_err(error)?;
+    super::slim::patch_metadata(
+        &api,
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .map_err(error)?;
     applied.push(format!("{} {name}", K::kind(&())));
     Ok(())
 }

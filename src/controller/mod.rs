@@ -481,14 +481,14 @@ where
         }),
         PatchOperation::Remove(RemoveOperation { path: at }),
     ]);
-    let request = kube::core::Request::new(api.resource_url())
-        .patch(
-            &name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Json::<()>(patch),
-        )
-        .map_err(kube::Error::BuildRequest)?;
-    slim::metadata_answer(api, request).await.map(|_| ())
+    slim::patch_metadata(
+        api,
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Json::<()>(patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// A finalizer removed from a resource that is gone already is a finished cleanup: a second cleanup, started
@@ -540,14 +540,13 @@ where
     ]);
     // A finalizer patch changes metadata only: the API server answers with that (less to encode and decode
     // than the whole resource), laid over the watch's copy.
-    let request = kube::core::Request::new(api.resource_url())
-        .patch(
-            &name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Json::<()>(patch),
-        )
-        .map_err(kube::Error::BuildRequest)?;
-    let patched = slim::metadata_answer(api, request).await?;
+    let patched = slim::patch_metadata(
+        api,
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Json::<()>(patch),
+    )
+    .await?;
     let mut object = (*object).clone();
     *object.meta_mut() = patched;
     cache::slim(&mut object);

@@ -102,6 +102,19 @@ pub async fn metadata_answer<K: Resource + Clone>(
     Ok(answer.metadata)
 }
 
+/// Patches the `K` named `name`, reading back its metadata alone (`metadata_answer`).
+pub async fn patch_metadata<K: Resource + Clone, P: serde::Serialize + std::fmt::Debug>(
+    api: &Api<K>,
+    name: &str,
+    params: &kube::api::PatchParams,
+    patch: &kube::api::Patch<P>,
+) -> Result<ObjectMeta, kube::Error> {
+    let request = kube::core::Request::new(api.resource_url())
+        .patch(name, params, patch)
+        .map_err(kube::Error::BuildRequest)?;
+    metadata_answer(api, request).await
+}
+
 /// `ObjectMeta` as it is decoded: every field but `managedFields` (skipped, being unknown here).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
