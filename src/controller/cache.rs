@@ -4,9 +4,9 @@
 //! A steady FlinkDeployment is looked at every resync interval; with a GET for each of its objects, 1000 of
 //! them cost the API server 4000 reads a minute for nothing. The stores hold Deployments with their metadata,
 //! replicas and status (what is observed; not their pod templates, see `slim`) and Services and ConfigMaps as
-//! metadata only (the applied-hash annotation is all that is read), all without `managedFields`. A store can lag a write by a moment; a miss therefore falls back to
-//! a GET, and a stale hit at worst re-applies an object (server-side apply of the same object changes
-//! nothing) or waits for the next event.
+//! metadata only (the applied-hash annotation is all that is read), all without `managedFields`. A store can
+//! lag a write by a moment; a miss therefore falls back to a GET, and a stale hit at worst re-applies an
+//! object (server-side apply of the same object changes nothing) or waits for the next event.
 
 use std::sync::Arc;
 
@@ -114,7 +114,8 @@ where
 }
 
 /// What a store needs to keep of a watched object: no `managedFields` (often the larger part of a small
-/// object) and no client-side-apply copy of the object.
+/// object; the watches' slim decoding already skips them, this keeps any other copy free of them too) and no
+/// client-side-apply copy of the object.
 pub fn slim<K: Resource>(object: &mut K) {
     object.managed_fields_mut().clear();
     object
