@@ -108,10 +108,8 @@ pub async fn reconcile(
     let mut written = status;
     let mut requeue = plan.requeue.unwrap_or(ctx.resync).min(ctx.resync);
     // The echo of a status write wakes no reconciliation (see `triggers`): a look that moved the status
-    // looks again right after it, so no step ever waits for the resync because it waited for that echo.
-    if matches!(written_now, StatusWrite::Written(_)) {
-        requeue = requeue.min(job::NEXT_STEP);
-    }
+    // looks again right after it, so no step ever waits for the resync because it waited for that echo...
+    let mut next_step = matches!(written_now, StatusWrite::Written(_));
     let base = observed.rest_base.clone();
     // A JobManager created by a planned deployment is not news; one created in steady state replaces a lost one.
     let deploying = plan.events.iter().any(|e| matches!(e.reason, "Deploy" | "Submit"));
@@ -129,6 +127,13 @@ pub async fn reconcile(
                 let view = DeploymentView::of(&jobmanager);
                 if view.pods_to_watch() || (view.is_available() && observed.world.job.is_none()) {
                     requeue = requeue.min(SETTLING);
+                } else if view.not_started() {
+                    // ...unless what comes next is the cluster's: until its pods exist nothing can be observed
+                    // of it, and the status change of its Deployment when they are created wakes the next look
+                    // (`triggers`). A look before then would find what this one left (half the looks of a new
+                    // resource).
+                    next_step = false;
+                    requeue = ctx.resync;
                 }
             }
             JobAction::TriggerSavepoint { trigger_type, nonce } => {
@@ -183,6 +188,9 @@ pub async fn reconcile(
                 }
             }
         }
+    }
+    if next_step {
+        requeue = requeue.min(job::NEXT_STEP);
     }
     Ok(Action::requeue(requeue))
 }

@@ -36,6 +36,12 @@ impl DeploymentView {
         !self.is_available() && self.failure.is_none() && self.pods > 0
     }
 
+    /// No pods yet and nothing failed: the Deployment was just created (or its ReplicaSet controller has not
+    /// acted yet), and its own status changes when that happens.
+    pub fn not_started(&self) -> bool {
+        self.failure.is_none() && self.pods == 0 && self.available == 0
+    }
+
     pub fn of(deployment: &Deployment) -> DeploymentView {
         let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let status = deployment.status.as_ref();
@@ -365,6 +371,21 @@ mod tests {
             ..starting
         };
         assert!(!failed.pods_to_watch());
+    }
+
+    #[test]
+    fn a_deployment_without_pods_or_failure_has_not_started() {
+        assert!(view(1, 0).not_started());
+        assert!(!DeploymentView { pods: 1, ..view(1, 0) }.not_started());
+        assert!(!view(1, 1).not_started());
+        let failed = DeploymentView {
+            failure: Some("ReplicaFailure: exceeded quota".into()),
+            ..view(1, 0)
+        };
+        assert!(
+            !failed.not_started(),
+            "a failure is news to report, not a start to wait for"
+        );
     }
 
     #[test]
