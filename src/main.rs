@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use flink_operator::run::RunOptions;
 use flink_operator::{certs, crd, rbac, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "flink-operator",
