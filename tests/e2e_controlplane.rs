@@ -466,3 +466,72 @@ async fn a_status_computed_from_an_old_copy_is_refused_by_the_api_server() {
     let live = api.get("basic-example").await.unwrap();
     assert_eq!(live.status.and_then(|s| s.error).as_deref(), Some("fourth"));
 }
+
+#[tokio::test]
+async fn events_repeat_as_a_series_and_another_note_is_another_event() {
+    use flink_operator::controller::events::{EventNote, EventType, Recorder};
+    use flink_operator::crd::FlinkDeployment;
+    use kube::Resource;
+
+    if skip_e2e() {
+        return;
+    }
+    let cluster = ControlPlane::start();
+    cluster.install_crds();
+    let basic = repo().join("examples/basic.yaml");
+    cluster.kubectl_ok(&["create", "-f", basic.to_str().unwrap()]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.admin_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let api: kube::Api<FlinkDeployment> = kube::Api::namespaced(client.clone(), &cluster.namespace);
+    let recorder = Recorder::new(client, "flink-operator", Some("e2e".into()));
+    let note = |text| EventNote {
+        type_: EventType::Warning,
+        reason: "ApplyService",
+        note: text,
+        action: "Reconcile",
+    };
+    let regarding = api.get("basic-example").await.unwrap().object_ref(&());
+    recorder.publish(&note("quota exceeded"), &regarding).await.unwrap();
+    recorder.publish(&note("quota exceeded"), &regarding).await.unwrap();
+    recorder.publish(&note("quota exceeded"), &regarding).await.unwrap();
+    recorder
+        .publish(&note("the Service port is taken"), &regarding)
+        .await
+        .unwrap();
+
+    let events = get_json(&cluster, &["get", "events.v1.events.k8s.io", "-n", &cluster.namespace]);
+    let mut seen: Vec<(String, i64, String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "ApplyService")
+        .map(|e| {
+            (
+                e["note"].as_str().unwrap_or_default().to_string(),
+                e["series"]["count"].as_i64().unwrap_or(1),
+                e["reportingInstance"].as_str().unwrap_or_default().to_string(),
+                e["regarding"]["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = |note: &str, count| (note.to_string(), count, "e2e".to_string(), "basic-example".to_string());
+    assert_eq!(
+        seen,
+        vec![expected("quota exceeded", 3), expected("the Service port is taken", 1)],
+        "{events:#}"
+    );
+
+    // An event the API server no longer has (deleted here; expired in real life) starts anew.
+    cluster.kubectl_ok(&["delete", "events.v1.events.k8s.io", "--all", "-n", &cluster.namespace]);
+    recorder.publish(&note("quota exceeded"), &regarding).await.unwrap();
+    let events = get_json(&cluster, &["get", "events.v1.events.k8s.io", "-n", &cluster.namespace]);
+    let items = events["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{events:#}");
+    assert_eq!(items[0]["note"], "quota exceeded");
+    assert!(items[0]["series"].is_null(), "{events:#}");
+}

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use super::Action;
+use super::events::EventType;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
 use super::Context;
@@ -57,14 +57,16 @@ pub async fn reconcile(
 
     // Nothing deployed yet: an object the (synced) watches have not seen is not there.
     let fresh = deployed.is_none();
-    let observed = observe(
+    // Observing and applying are boxed: a look holds their futures only while it does either (see the task
+    // size test in `controller`).
+    let observed = Box::pin(observe(
         fd,
         ctx,
         namespace,
         deployed.as_ref().unwrap_or(&fd.spec),
         &previous,
         fresh,
-    )
+    ))
     .await;
     let desired = validation.is_ok().then_some(Desired {
         spec: &fd.spec,
@@ -117,7 +119,7 @@ pub async fn reconcile(
         match action {
             JobAction::Apply { restore } => {
                 let (jobmanager, created) =
-                    apply_deployed(fd, ctx, namespace, &written, restore.as_deref(), fresh).await?;
+                    Box::pin(apply_deployed(fd, ctx, namespace, &written, restore.as_deref(), fresh)).await?;
                 if created && observed.had_jobmanager && !deploying {
                     let note = "the JobManager Deployment was gone; deployed it again";
                     publish(ctx, fd, EventType::Warning, "Missing", note, "Observe").await;

@@ -16,7 +16,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use super::cache::{Seen, cached_or_get};
 use super::decide::{self, DeploymentView, StatusInputs};
+use super::events::{EventNote, EventType};
 use super::slim::{Slim, SlimDecode};
 use super::status::StatusWrite;
 use super::{Context, MANAGER};
@@ -146,8 +146,6 @@ pub fn error_policy(_: Arc<FlinkDeployment>, error: &Error, _: Arc<Context>) -> 
 }
 
 async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<Action, Error> {
-    let previous = fd.status.clone().unwrap_or_default();
-
     // A spec that breaks a rule is reported; the last valid spec keeps running untouched.
     let cluster = validation::validate_deployment(fd, None, &ctx.defaults)
         .map_err(|v| v.to_string())
@@ -156,9 +154,24 @@ async fn apply(fd: &FlinkDeployment, ctx: &Context, namespace: &str) -> Result<A
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|c| resources::build_cluster(c).map_err(|e| e.to_string()));
+    // Each kind of cluster is its own boxed future: the reconciliation task holds only the one it needs
+    // (a task's future is moved into place at every spawn; see the test in `controller`).
     if fd.spec.is_application() {
-        return super::application::reconcile(fd, ctx, namespace, checked.map(|_| ())).await;
+        Box::pin(super::application::reconcile(fd, ctx, namespace, checked.map(|_| ()))).await
+    } else {
+        Box::pin(session_cluster(fd, ctx, namespace, &cluster, checked)).await
     }
+}
+
+/// A session cluster: its objects applied, its JobManager and REST endpoint observed, its status written.
+async fn session_cluster(
+    fd: &FlinkDeployment,
+    ctx: &Context,
+    namespace: &str,
+    cluster: &Result<resources::Cluster<'_>, String>,
+    checked: Result<ClusterObjects, String>,
+) -> Result<Action, Error> {
+    let previous = fd.status.clone().unwrap_or_default();
     let taskmanager_replicas = cluster
         .as_ref()
         .ok()
@@ -262,7 +275,7 @@ pub(super) async fn jobmanager_pod_failure(ctx: &Context, namespace: &str, name:
     let selector = format!("app={name},component=jobmanager");
     // From the API server's watch cache (resourceVersion 0): a moment's staleness is fine for a diagnosis,
     // and it spares etcd a read for every JobManager that is not available yet.
-    match pods.list(&ListParams::default().labels(&selector).match_any()).await {
+    match Box::pin(pods.list(&ListParams::default().labels(&selector).match_any())).await {
         Ok(list) => decide::jobmanager_pod_failure(&list.items),
         Err(e) => {
             warn!(error = %e, "cannot list JobManager pods");
@@ -406,7 +419,7 @@ where
         Seen::Present(live) if live.as_deref() == Some(hash.as_str()) => return Ok(None),
         Seen::Present(_) => false,
         Seen::Absent => true,
-        Seen::Unknown => match api.get_opt(&name).await.map_err(error)? {
+        Seen::Unknown => match Box::pin(api.get_opt(&name)).await.map_err(error)? {
             Some(Slim(live)) if live.annotations().get(APPLIED_HASH) == Some(&hash) => {
                 return Ok(Some((live, false)));
             }
@@ -415,8 +428,8 @@ where
     };
     object.annotations_mut().insert(APPLIED_HASH.to_string(), hash);
     debug!(kind = K::kind(&()).as_ref(), name, namespace, "applying");
-    let Slim(live) = api
-        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&object))
+    let params = PatchParams::apply(MANAGER).force();
+    let Slim(live) = Box::pin(api.patch(&name, &params, &Patch::Apply(&object)))
         .await
         .map_err(error)?;
     applied.push(format!("{} {name}", K::kind(&())));
@@ -447,8 +460,7 @@ where
     let live_hash = match seen {
         Seen::Present(live) => live,
         Seen::Absent => None,
-        Seen::Unknown => api
-            .get_metadata_opt(&name)
+        Seen::Unknown => Box::pin(api.get_metadata_opt(&name))
             .await
             .map_err(error)?
             .and_then(|live| live.annotations().get(APPLIED_HASH).cloned()),
@@ -612,14 +624,14 @@ pub(super) async fn publish(
     note: &str,
     action: &str,
 ) {
-    let event = Event {
+    let note = crate::flink::truncate_chars(note, 500);
+    let event = EventNote {
         type_,
-        reason: reason.to_string(),
-        note: Some(crate::flink::truncate_chars(note, 500)),
-        action: action.to_string(),
-        secondary: None,
+        reason,
+        note: &note,
+        action,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &fd.object_ref(&())).await {
+    if let Err(e) = Box::pin(ctx.recorder.publish(&event, &fd.object_ref(&()))).await {
         warn!(error = %e, reason, "event lost");
     }
 }

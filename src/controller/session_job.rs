@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::Action;
 use super::Finalizer;
+use super::events::{EventNote, EventType};
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -522,14 +522,14 @@ async fn write_status_based_on(
 }
 
 async fn publish(ctx: &Context, sj: &FlinkSessionJob, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
+    let note = crate::flink::truncate_chars(note, 500);
+    let event = EventNote {
         type_,
-        reason: reason.to_string(),
-        note: Some(crate::flink::truncate_chars(note, 500)),
-        action: "Reconcile".to_string(),
-        secondary: None,
+        reason,
+        note: &note,
+        action: "Reconcile",
     };
-    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
+    if let Err(e) = Box::pin(ctx.recorder.publish(&event, &sj.object_ref(&()))).await {
         warn!(error = %e, reason, "event lost");
     }
 }

@@ -94,11 +94,9 @@ pub async fn metadata_answer<K: Resource + Clone>(
     const METADATA_ONLY: http::HeaderValue =
         http::HeaderValue::from_static("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
     request.headers_mut().insert(http::header::ACCEPT, METADATA_ONLY);
-    let Slim(answer) = api
-        .clone()
-        .into_client()
-        .request::<Slim<PartialObjectMeta<K>>>(request)
-        .await?;
+    // Boxed, as every API call of a reconciliation is (see `controller`'s task size test).
+    let client = api.clone().into_client();
+    let Slim(answer) = Box::pin(client.request::<Slim<PartialObjectMeta<K>>>(request)).await?;
     Ok(answer.metadata)
 }
 

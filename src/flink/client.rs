@@ -286,7 +286,8 @@ impl RestClient {
         let mut backoff = self.retry.first_backoff;
         let mut attempt = 1;
         loop {
-            let result = self.attempt(&method, target, &uri, body.clone(), timeout).await;
+            // Boxed: a reconciliation holds this future only while it talks to Flink.
+            let result = Box::pin(self.attempt(&method, target, &uri, body.clone(), timeout)).await;
             match result {
                 Err(e) if attempt < attempts && is_retryable(&e) => {
                     tracing::debug!(error = %e, attempt, "retrying Flink REST read");
