@@ -381,15 +381,9 @@ async fn prometheus_scrapes_operator_metrics() {
 
 /// The guard against acting on the watch's stale copy rests on the API server refusing a status merge patch
 /// whose `metadata.resourceVersion` is not the resource's current one; checked here on the real one.
-#[tokio::test]
-async fn a_status_computed_from_an_old_copy_is_refused_by_the_api_server() {
-    use flink_operator::controller::status::{StatusWrite, write};
-    use flink_operator::crd::{FlinkDeployment, FlinkDeploymentStatus};
-    use kube::ResourceExt;
-
-    if skip_e2e() {
-        return;
-    }
+/// A control plane with the CRDs and `examples/basic.yaml`, and an admin client of it (for tests that call the
+/// operator's library against the real API server).
+async fn control_plane_with_basic_example() -> (ControlPlane, kube::Client) {
     let cluster = ControlPlane::start();
     cluster.install_crds();
     let basic = repo().join("examples/basic.yaml");
@@ -399,8 +393,20 @@ async fn a_status_computed_from_an_old_copy_is_refused_by_the_api_server() {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
         .await
         .unwrap();
-    let api: kube::Api<FlinkDeployment> =
-        kube::Api::namespaced(kube::Client::try_from(config).unwrap(), &cluster.namespace);
+    (cluster, kube::Client::try_from(config).unwrap())
+}
+
+#[tokio::test]
+async fn a_status_computed_from_an_old_copy_is_refused_by_the_api_server() {
+    use flink_operator::controller::status::{StatusWrite, write};
+    use flink_operator::crd::{FlinkDeployment, FlinkDeploymentStatus};
+    use kube::ResourceExt;
+
+    if skip_e2e() {
+        return;
+    }
+    let (cluster, client) = control_plane_with_basic_example().await;
+    let api: kube::Api<FlinkDeployment> = kube::Api::namespaced(client, &cluster.namespace);
 
     let old_copy = api.get("basic-example").await.unwrap();
     let old_version = old_copy.resource_version();
@@ -476,16 +482,7 @@ async fn events_repeat_as_a_series_and_another_note_is_another_event() {
     if skip_e2e() {
         return;
     }
-    let cluster = ControlPlane::start();
-    cluster.install_crds();
-    let basic = repo().join("examples/basic.yaml");
-    cluster.kubectl_ok(&["create", "-f", basic.to_str().unwrap()]);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.admin_kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let (cluster, client) = control_plane_with_basic_example().await;
     let api: kube::Api<FlinkDeployment> = kube::Api::namespaced(client.clone(), &cluster.namespace);
     let recorder = Recorder::new(client, "flink-operator", Some("e2e".into()));
     let note = |text| EventNote {
