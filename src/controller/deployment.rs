@@ -631,7 +631,7 @@ pub(super) async fn publish(
         note: &note,
         action,
     };
-    if let Err(e) = Box::pin(ctx.recorder.publish(&event, &fd.object_ref(&()))).await {
+    if let Err(e) = ctx.recorder.publish(&event, &fd.object_ref(&())).await {
         warn!(error = %e, reason, "event lost");
     }
 }

@@ -121,7 +121,8 @@ impl Recorder {
         }
     }
 
-    /// Publishes `event` about `regarding`: a new Event, or one more in the series of the same event.
+    /// Publishes `event` about `regarding`: a new Event, or one more in the series of the same event. Its API
+    /// calls are boxed (`slim::metadata_answer`), so callers need not box this future.
     pub async fn publish(&self, event: &EventNote<'_>, regarding: &ObjectReference) -> Result<(), kube::Error> {
         let key = Key::of(event, regarding);
         let now = Instant::now();

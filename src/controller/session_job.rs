@@ -529,7 +529,7 @@ async fn publish(ctx: &Context, sj: &FlinkSessionJob, type_: EventType, reason: 
         note: &note,
         action: "Reconcile",
     };
-    if let Err(e) = Box::pin(ctx.recorder.publish(&event, &sj.object_ref(&()))).await {
+    if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
         warn!(error = %e, reason, "event lost");
     }
 }
