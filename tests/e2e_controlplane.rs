@@ -531,4 +531,23 @@ async fn events_repeat_as_a_series_and_another_note_is_another_event() {
     assert_eq!(items.len(), 1, "{events:#}");
     assert_eq!(items[0]["note"], "quota exceeded");
     assert!(items[0]["series"].is_null(), "{events:#}");
+
+    // A note over the API server's 1024 bytes (here 400 characters of 3 bytes) is refused there; the recorder
+    // sends it cut to fit, so it is shown shortened rather than lost.
+    let wide = "\u{8a8d}".repeat(400);
+    let wide_note = EventNote {
+        reason: "SubmitFailed",
+        ..note(&wide)
+    };
+    recorder.publish(&wide_note, &regarding).await.unwrap();
+    let events = get_json(&cluster, &["get", "events.v1.events.k8s.io", "-n", &cluster.namespace]);
+    let stored = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["reason"] == "SubmitFailed")
+        .and_then(|e| e["note"].as_str())
+        .unwrap_or_else(|| panic!("no SubmitFailed event: {events:#}"));
+    assert!(stored.len() <= 1024 && stored.len() > 1000, "{} bytes", stored.len());
+    assert!(stored.ends_with("...") && wide.starts_with(stored.trim_end_matches("...")));
 }

@@ -624,11 +624,10 @@ pub(super) async fn publish(
     note: &str,
     action: &str,
 ) {
-    let note = crate::flink::truncate_chars(note, 500);
     let event = EventNote {
         type_,
         reason,
-        note: &note,
+        note,
         action,
     };
     if let Err(e) = ctx.recorder.publish(&event, &fd.object_ref(&())).await {

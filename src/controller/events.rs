@@ -6,8 +6,11 @@
 //!   message with the same reason was counted on the old one and never shown;
 //! - the key names the object by kind, namespace, name and uid alone (never a resourceVersion);
 //! - repeats are a small merge patch of the series alone, and every answer is read as metadata only;
-//! - old keys are pruned at most once a minute, not on every publish.
+//! - old keys are pruned at most once a minute, not on every publish;
+//! - a note is cut to what the API server accepts (1024 bytes, not characters), so a long message in a
+//!   script of several bytes per character is shown shortened instead of refused and lost.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,6 +27,21 @@ pub use kube::runtime::events::EventType;
 const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// How often the memory of recent events is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// The longest note the API server takes, in bytes (`NoteLengthLimit` in its validation).
+const NOTE_LIMIT: usize = 1024;
+const CUT_MARK: &str = "...";
+
+/// `note` as the API server accepts it: cut at a character boundary and marked when it is too long.
+fn fit_note(note: &str) -> Cow<'_, str> {
+    if note.len() <= NOTE_LIMIT {
+        return Cow::Borrowed(note);
+    }
+    let mut end = NOTE_LIMIT - CUT_MARK.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{CUT_MARK}", &note[..end]))
+}
 
 /// What one event says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +142,11 @@ impl Recorder {
     /// Publishes `event` about `regarding`: a new Event, or one more in the series of the same event. Its API
     /// calls are boxed (`slim::metadata_answer`), so callers need not box this future.
     pub async fn publish(&self, event: &EventNote<'_>, regarding: &ObjectReference) -> Result<(), kube::Error> {
+        let note = fit_note(event.note);
+        let event = &EventNote {
+            note: &note,
+            ..event.clone()
+        };
         let key = Key::of(event, regarding);
         let now = Instant::now();
         let repeat = self.lock().repeat_of(&key, now);
@@ -204,6 +227,22 @@ mod tests {
             resource_version: Some(resource_version.into()),
             ..ObjectReference::default()
         }
+    }
+
+    #[test]
+    fn a_note_is_cut_to_the_api_servers_limit_in_bytes_at_a_character_boundary() {
+        assert_eq!(fit_note("short"), "short");
+        let exact = "a".repeat(NOTE_LIMIT);
+        assert!(matches!(fit_note(&exact), Cow::Borrowed(_)));
+        // 400 characters of three bytes each: 1200 bytes, over the limit though far under 1024 characters.
+        let wide = "\u{8a8d}".repeat(400);
+        let fitted = fit_note(&wide);
+        assert!(fitted.len() <= NOTE_LIMIT, "{} bytes", fitted.len());
+        assert!(fitted.len() > NOTE_LIMIT - 3 - CUT_MARK.len());
+        assert!(fitted.ends_with(CUT_MARK));
+        assert!(wide.starts_with(fitted.trim_end_matches(CUT_MARK)));
+        let long = "x".repeat(5000);
+        assert_eq!(fit_note(&long).len(), NOTE_LIMIT);
     }
 
     fn note(text: &str) -> EventNote<'_> {

@@ -522,11 +522,10 @@ async fn write_status_based_on(
 }
 
 async fn publish(ctx: &Context, sj: &FlinkSessionJob, type_: EventType, reason: &str, note: &str) {
-    let note = crate::flink::truncate_chars(note, 500);
     let event = EventNote {
         type_,
         reason,
-        note: &note,
+        note,
         action: "Reconcile",
     };
     if let Err(e) = ctx.recorder.publish(&event, &sj.object_ref(&())).await {
