@@ -166,6 +166,9 @@ fn webhook_config(
 
 fn run(opts: RunOptions) -> anyhow::Result<()> {
     telemetry::init_logging(opts.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(opts.worker_threads))
+        .enable_all()
+        .build()?;
     runtime.block_on(flink_operator::run::run(opts))
 }

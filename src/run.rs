@@ -83,6 +83,12 @@ pub struct RunOptions {
     /// Time open connections get to finish on shutdown.
     #[arg(long, env = "FLINK_OPERATOR_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Worker threads of the async runtime. The operator waits on the network nearly all the time; one
+    /// worker spares the wake-ups between threads, about a tenth of its CPU (BENCHMARKS.md). More help only a
+    /// webhook under heavy concurrent load, and only with as many cores to run them.
+    #[arg(long, env = "FLINK_OPERATOR_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
     #[command(flatten)]
     pub self_managed: SelfManagedOptions,
     #[command(flatten)]
@@ -489,6 +495,19 @@ mod tests {
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn one_worker_thread_by_default_and_never_none() {
+        let parse = |extra: &[&str]| {
+            let mut all = vec!["flink-operator", "--no-webhook"];
+            all.extend_from_slice(extra);
+            Cli::try_parse_from(all).map(|cli| cli.run.worker_threads)
+        };
+        assert_eq!(parse(&[]).unwrap(), 1);
+        assert_eq!(parse(&["--worker-threads=4"]).unwrap(), 4);
+        assert!(parse(&["--worker-threads=0"]).is_err());
+        assert!(parse(&["--worker-threads=many"]).is_err());
     }
 
     #[test]

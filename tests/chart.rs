@@ -217,6 +217,7 @@ fn defaults_self_managed_webhook() {
             "--admin-addr=0.0.0.0:8085".into(),
             "--config=/etc/flink-operator/config.yaml".into(),
             "--log-format=text".into(),
+            "--worker-threads=1".into(),
             "--webhook-addr=0.0.0.0:9443".into(),
             "--tls-cert-file=/etc/flink-operator/certs/tls.crt".into(),
             "--tls-key-file=/etc/flink-operator/certs/tls.key".into(),
@@ -229,6 +230,8 @@ fn defaults_self_managed_webhook() {
             "--cert-check-interval=1m".into(),
         ]
     );
+    let more_workers = render(json!({"workerThreads": 4}));
+    assert!(args(&more_workers).contains(&"--worker-threads=4".to_string()));
     let c = container(&objects);
     for (probe, path) in [
         ("livenessProbe", "/healthz"),

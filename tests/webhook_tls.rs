@@ -248,6 +248,31 @@ async fn validates_and_mutates_over_tls() {
     assert!(metrics.contains("process_resident_memory_bytes"));
 }
 
+/// The async runtime's worker threads of process `pid`: tokio names them `tokio-rt-worker`. Its blocking-pool
+/// threads have that name too, but a webhook-only process starts none.
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
+#[tokio::test]
+async fn the_runtime_runs_as_many_workers_as_asked_one_by_default() {
+    for (extra, workers) in [(&[][..], 1), (&["--worker-threads=3"][..], 3)] {
+        let hook = start_webhook(extra).await;
+        assert_eq!(runtime_workers(hook.operator.child.id()), workers, "{extra:?}");
+        let (status, body) = hook
+            .post(
+                "/validate",
+                &review("FlinkDeployment", "CREATE", example("basic.yaml"), None),
+            )
+            .await;
+        assert_eq!((status, &response(&body)["allowed"]), (200, &json!(true)), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn malformed_requests_get_json_errors() {
     let hook = start_webhook(&["--webhook-body-limit", "65536"]).await;
